@@ -18,7 +18,7 @@ UNK_TOKEN = "<unk>"
 #: Instruction length of R2R-CE token vectors.
 MAX_INSTRUCTION_LENGTH = 200
 
-_SPLIT = re.compile(r"([^\w-]+)")
+_SPLIT = re.compile(r"([^\w'-]+)")
 _DROP = {",", "?", ""}
 
 
