@@ -1,0 +1,357 @@
+"""Atomic training checkpoints with exact resume (weights, optimiser, scheduler, RNG, step, trainer state).
+
+On-disk layout::
+
+    <run>/checkpoints/
+      <step:06d>/
+        agent/                 written by ``agent.save(dir)``: config.json + model.safetensors
+        training_state/
+          state.json           {"format", "version", "step", "time", "extra_state", "optimizer", "scheduler"}
+          optimizer.pt         ``optimizer.state_dict()`` (torch.save; read back with ``weights_only=True``)
+          scheduler.pt         ``scheduler.state_dict()`` (only when a scheduler was given)
+          rng.json             python ``random`` state and numpy's global bit-generator state
+          rng_torch.safetensors  torch CPU RNG state ("cpu") and one state per CUDA device ("cuda0", ...)
+          config.json, config.yaml   the resolved run config (only when one was given)
+      last                     symlink to the newest saved ``<step:06d>`` (``last.txt`` holding its name
+                               where the filesystem has no symlinks)
+      .tmp-<step>-<hex>/       a save in progress, renamed to ``<step:06d>`` when complete
+
+A checkpoint appears under its final name only when complete (``os.rename`` of the fsynced temporary
+folder), so a save killed at any point leaves at most a ``.tmp-*`` folder, which readers ignore and the next
+save removes. One process saves per run (the main rank).
+``extra_state`` carries the trainer's own resumable state (DAgger round, data-loader epoch and position, best
+metric...) and must be JSON-able. Nothing is unpickled beyond ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import re
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from safetensors.torch import load_file, save_file
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "navgym-checkpoint"
+VERSION = 1
+LAYOUT = "<step:06d>/{agent/ (config.json, model.safetensors), training_state/state.json}"
+_STEP_DIR = re.compile(r"^\d{6,}$")
+
+
+@dataclass
+class CheckpointState:
+    """What :func:`load_checkpoint` read.
+
+    Attributes:
+        path: The checkpoint folder ``<run>/checkpoints/<step:06d>``.
+        step: Training step at which it was saved.
+        extra_state: The trainer's JSON state passed to :func:`save_checkpoint` ({} when none).
+        config: The resolved run config saved with it, or None.
+        agent_dir: Folder to pass to ``Agent.load``.
+    """
+
+    path: Path
+    step: int
+    extra_state: dict[str, Any]
+    config: dict[str, Any] | None
+    agent_dir: Path
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
+
+
+def _dumps(name: str, value: Any) -> str:
+    try:
+        return json.dumps(value, default=_json_default, indent=2)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"save_checkpoint: {name} must be JSON-able: {err}") from err
+
+
+def capture_rng_state() -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Global RNG states: (JSON-able python/numpy states, torch CPU and per-CUDA-device state tensors)."""
+    version, internal, gauss = random.getstate()
+    np_state = np.random.get_state(legacy=False)
+    np_state["state"] = {"key": np_state["state"]["key"].tolist(), "pos": int(np_state["state"]["pos"])}
+    tensors = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        tensors.update({f"cuda{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
+    return {"python": [version, list(internal), gauss], "numpy": np_state}, tensors
+
+
+def restore_rng_state(state: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+    """Restores the global RNGs from :func:`capture_rng_state`'s output."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    np_state = dict(state["numpy"])
+    np_state["state"] = {
+        "key": np.asarray(np_state["state"]["key"], np.uint32),
+        "pos": np_state["state"]["pos"],
+    }
+    np.random.set_state(np_state)
+    torch.set_rng_state(tensors["cpu"])
+    cuda = [
+        tensors[k] for k in sorted((k for k in tensors if k.startswith("cuda")), key=lambda k: int(k[4:]))
+    ]
+    if cuda and torch.cuda.is_available():
+        n = torch.cuda.device_count()
+        if n != len(cuda):
+            logger.warning(
+                "checkpoint has CUDA RNG states for %d devices, restoring %d", len(cuda), min(n, len(cuda))
+            )
+        for i, s in enumerate(cuda[:n]):
+            torch.cuda.set_rng_state(s, i)
+
+
+def _unwrap(agent: Any) -> Any:
+    """The object with ``save``: the agent itself, or the module inside a DDP/compile wrapper."""
+    while not hasattr(agent, "save") and hasattr(agent, "module"):
+        agent = agent.module
+    if not hasattr(agent, "save"):
+        raise TypeError(f"save_checkpoint: {type(agent).__name__} has no save(directory) method")
+    return agent
+
+
+def _fsync_tree(root: Path) -> None:
+    for path in sorted(root.rglob("*"), key=lambda p: len(p.parts), reverse=True) + [root]:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _write_training_state(state_dir: Path, step: int, optimizer, scheduler, extra_state, config) -> None:
+    state_dir.mkdir(parents=True)
+    if optimizer is not None:
+        torch.save(optimizer.state_dict(), state_dir / "optimizer.pt")
+    if scheduler is not None:
+        torch.save(scheduler.state_dict(), state_dir / "scheduler.pt")
+    rng_json, rng_tensors = capture_rng_state()
+    (state_dir / "rng.json").write_text(json.dumps(rng_json))
+    save_file(rng_tensors, str(state_dir / "rng_torch.safetensors"))
+    if config is not None:
+        (state_dir / "config.json").write_text(_dumps("config", config) + "\n")
+        (state_dir / "config.yaml").write_text(
+            yaml.safe_dump(json.loads(_dumps("config", config)), sort_keys=False)
+        )
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "step": step,
+        "time": time.time(),
+        "extra_state": extra_state or {},
+        "optimizer": optimizer is not None,
+        "scheduler": scheduler is not None,
+    }
+    # Written last: its presence marks a complete training state.
+    (state_dir / "state.json").write_text(_dumps("extra_state", meta) + "\n")
+
+
+def _plain_config(config: Any) -> dict[str, Any] | None:
+    """A resolved plain dict from a dict or an OmegaConf/Hydra config."""
+    if config is None or isinstance(config, dict):
+        return config
+    from omegaconf import OmegaConf
+
+    if OmegaConf.is_config(config):
+        return OmegaConf.to_container(config, resolve=True)
+    raise TypeError(
+        f"save_checkpoint: config must be a dict or an OmegaConf config, got {type(config).__name__}"
+    )
+
+
+def _checkpoints_dir(run_dir: str | os.PathLike) -> Path:
+    run_dir = Path(run_dir)
+    return run_dir if run_dir.name == "checkpoints" else run_dir / "checkpoints"
+
+
+def _is_complete(path: Path) -> bool:
+    return (path / "agent").is_dir() and (path / "training_state" / "state.json").is_file()
+
+
+def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
+    """Complete checkpoints of a run (run folder or its ``checkpoints/``), oldest step first."""
+    root = _checkpoints_dir(run_dir)
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if _STEP_DIR.match(p.name) and not p.is_symlink() and _is_complete(p)]
+    return sorted(found, key=lambda p: int(p.name))
+
+
+def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+    """The checkpoint ``last`` points at when it is complete, else the highest complete step; None if none.
+
+    Temporary ``.tmp-*`` folders of interrupted saves and step folders without ``training_state/state.json``
+    are ignored.
+    """
+    root = _checkpoints_dir(run_dir)
+    name = None
+    if (root / "last").is_symlink():
+        name = os.readlink(root / "last")
+    elif (root / "last.txt").is_file():
+        name = (root / "last.txt").read_text().strip()
+    if name and _STEP_DIR.match(Path(name).name) and _is_complete(root / Path(name).name):
+        return root / Path(name).name
+    found = list_checkpoints(root)
+    return found[-1] if found else None
+
+
+def _update_last(root: Path, name: str) -> None:
+    tmp = root / f".tmp-last-{uuid.uuid4().hex[:8]}"
+    try:
+        os.symlink(name, tmp)
+    except OSError:
+        (root / ".tmp-last.txt").write_text(name + "\n")
+        os.replace(root / ".tmp-last.txt", root / "last.txt")
+        return
+    os.replace(tmp, root / "last")
+
+
+def _remove_stale(root: Path) -> None:
+    for path in root.glob(".tmp-*"):
+        logger.warning("removing %s left by an interrupted checkpoint save", path)
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _install(tmp: Path, final: Path) -> None:
+    """Renames the complete ``tmp`` folder to ``final``, replacing an existing checkpoint of the same step."""
+    if not final.exists():
+        os.rename(tmp, final)
+        return
+    old = final.parent / f".tmp-replaced-{final.name}-{uuid.uuid4().hex[:8]}"
+    os.rename(final, old)
+    os.rename(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def save_checkpoint(
+    run_dir: str | os.PathLike,
+    step: int,
+    agent: Any,
+    optimizer: torch.optim.Optimizer | None,
+    scheduler: Any = None,
+    extra_state: dict[str, Any] | None = None,
+    config: Any = None,
+    keep_last: int | None = None,
+) -> Path:
+    """Writes ``<run>/checkpoints/<step:06d>`` atomically and points ``last`` at it.
+
+    Args:
+        run_dir: The run folder.
+        step: Training step (>= 0); an existing checkpoint of the same step is replaced.
+        agent: Object with ``save(directory)`` (an ``Agent``), or a DDP wrapper around one.
+        optimizer: Optimiser whose state dict is saved (None for none).
+        scheduler: Learning-rate scheduler whose state dict is saved, or None.
+        extra_state: JSON-able trainer state restored verbatim by :func:`load_checkpoint`.
+        config: The resolved run config (dict or OmegaConf), saved as JSON and YAML.
+        keep_last: When given, keep only this many most recent complete checkpoints (by step; the one just
+            written is always kept).
+
+    Returns:
+        The checkpoint folder.
+    """
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise ValueError(f"save_checkpoint: step must be an int >= 0, got {step!r}")
+    if keep_last is not None and keep_last < 1:
+        raise ValueError(f"save_checkpoint: keep_last must be >= 1 or None, got {keep_last}")
+    root = _checkpoints_dir(run_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    _remove_stale(root)
+    final = root / f"{step:06d}"
+    tmp = root / f".tmp-{step:06d}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        (tmp / "agent").mkdir()
+        _unwrap(agent).save(tmp / "agent")
+        _write_training_state(
+            tmp / "training_state", step, optimizer, scheduler, extra_state, _plain_config(config)
+        )
+        _fsync_tree(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _install(tmp, final)
+    _update_last(root, final.name)
+    if keep_last is not None:
+        for old in [p for p in list_checkpoints(root) if p != final][: -keep_last + 1 or None]:
+            shutil.rmtree(old, ignore_errors=True)
+    logger.info("saved checkpoint %s", final)
+    return final
+
+
+def resolve_checkpoint(path_or_run_dir: str | os.PathLike) -> Path:
+    """A checkpoint folder from itself, ``.../checkpoints/last``, a run folder or its ``checkpoints/``."""
+    path = Path(path_or_run_dir)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such checkpoint or run folder")
+    if not (path / "training_state").exists() and not (path / "agent").exists():
+        if path.name == "checkpoints" or (path / "checkpoints").is_dir():
+            found = latest_checkpoint(path)
+            if found is None:
+                raise FileNotFoundError(
+                    f"{_checkpoints_dir(path)}: no complete checkpoint (expected {LAYOUT})"
+                )
+            return found
+    for part in ("agent", "training_state/state.json"):
+        if not (path / part).exists():
+            raise FileNotFoundError(f"{path}: missing {part}; expected a checkpoint laid out as {LAYOUT}")
+    return path
+
+
+def load_checkpoint(
+    path_or_run_dir: str | os.PathLike,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any = None,
+    restore_rng: bool = True,
+) -> CheckpointState:
+    """Reads a checkpoint, restoring the given optimiser and scheduler in place and the global RNGs.
+
+    Args:
+        path_or_run_dir: A checkpoint folder, or a run folder (its latest complete checkpoint is used).
+        optimizer: Optimiser to restore (built over the same parameters as when saved), or None.
+        scheduler: Scheduler to restore, or None.
+        restore_rng: Restore python, numpy, torch CPU and CUDA RNG states so the next draws equal those the
+            saving run would have made.
+
+    Returns:
+        The step, extra state, config and agent folder (rebuild the agent with ``Agent.load(state.agent_dir)``
+        before building the optimiser over its parameters).
+    """
+    path = resolve_checkpoint(path_or_run_dir)
+    state_dir = path / "training_state"
+    meta = json.loads((state_dir / "state.json").read_text())
+    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+        raise ValueError(f"{state_dir / 'state.json'}: expected format {FORMAT!r} version {VERSION}")
+    for obj, name in ((optimizer, "optimizer"), (scheduler, "scheduler")):
+        if obj is None:
+            continue
+        file = state_dir / f"{name}.pt"
+        if not file.is_file():
+            raise FileNotFoundError(f"{file}: missing; this checkpoint was saved without a {name}")
+        obj.load_state_dict(torch.load(file, map_location="cpu", weights_only=True))
+    if restore_rng:
+        rng = json.loads((state_dir / "rng.json").read_text())
+        restore_rng_state(rng, load_file(str(state_dir / "rng_torch.safetensors")))
+    config_file = state_dir / "config.json"
+    config = json.loads(config_file.read_text()) if config_file.is_file() else None
+    return CheckpointState(path, int(meta["step"]), meta["extra_state"], config, path / "agent")
