@@ -1,0 +1,43 @@
+# NavGym: every target does its own set-up on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+
+.PHONY: setup system-deps test test-all demo bench lint clean
+
+setup: $(STAMP)
+
+# Debian packages for headless EGL rendering (Mesa llvmpipe on a CPU, the vendor EGL on a GPU machine),
+# ffmpeg-free video writing comes from imageio-ffmpeg's wheel.
+system-deps:
+	@scripts/install_system_deps.sh
+
+$(STAMP): pyproject.toml | system-deps
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# torch first, pinned to the CPU build that pip resolves without pulling CUDA wheels on a CPU box;
+	# on a GPU machine install the CUDA build of the same version beforehand and this is a no-op.
+	$(PIP) install -q "torch==2.13.0" || $(PIP) install -q "torch>=2.2,<=2.14.1"
+	$(PIP) install -q -e ".[dev]"
+	touch $(STAMP)
+
+test: setup
+	$(PY) -m pytest
+
+test-all: setup
+	$(PY) -m pytest -m ""
+
+demo: setup
+	$(PY) -m envs.demo
+
+bench: setup
+	$(PY) benchmarks/throughput.py
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

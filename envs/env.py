@@ -1,0 +1,266 @@
+"""The Gymnasium environment: a task over a list of episodes, on the embedded simulator.
+
+Registered ids (see :mod:`envs`): ``NavGym/VLN-v0``, ``NavGym/PointNav-v0``, ``NavGym/ImageNav-v0``,
+``NavGym/Explore-v0``. ``gymnasium.make(id)`` with no argument runs on a small generated dataset (made once and
+cached, see :mod:`envs.datasets.default`); ``episodes=`` (an R2R-CE file or split folder) and ``scenes_dir=``
+select real data.
+
+Observations (``Dict``): the cameras' ``rgb`` (H,W,3) uint8 and ``depth`` (H,W,1) float32 metres (z-depth clipped
+to [min_depth, max_depth]), plus the task's own keys (``instruction``, ``instruction_text``; ``pointgoal``,
+``gps``, ``compass``; ``imagegoal``). Actions: ``Discrete(4)`` (0 STOP, 1 FORWARD, 2 LEFT, 3 RIGHT; 6 with
+``look_actions``) or, with ``action_mode="waypoint"``, a ``Box`` (n_waypoints, 3) of (dx m forward, dy m left,
+dyaw rad) in the agent frame, followed by the simulator's velocity-limited controller.
+
+Episodes end with ``terminated=True`` when the task says so (STOP; System-1 arrival or stuck) and with
+``truncated=True`` at the step limit. ``info`` always holds ``episode_id``, ``scene_id``, ``collided``; at the
+end of an episode it also holds ``metrics`` (the task's measures).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from envs.datasets.r2r import R2RDataset, VLNEpisode, load_episodes
+from envs.render import CameraSpec
+from envs.sim import SimConfig, Simulator
+from envs.tasks.base import NavTask, TaskConfig
+from envs.tasks.explore import ExploreTask
+from envs.tasks.imagenav import ImageNavTask
+from envs.tasks.pointnav import PointNavTask
+from envs.tasks.vln import VLNTask
+from envs.visualize import compose_frame
+
+logger = logging.getLogger(__name__)
+
+TASKS: dict[str, type[NavTask]] = {t.name: t for t in (VLNTask, PointNavTask, ImageNavTask, ExploreTask)}
+
+
+class NavEnv(gym.Env):
+    """A navigation task over episodes in 3-D scenes.
+
+    Args:
+        task: ``vln``, ``pointnav``, ``imagenav`` or ``explore``.
+        episodes: an R2R-CE episode file or split folder, an :class:`R2RDataset`, or None for the default
+            generated dataset.
+        scenes_dir: folder that episode ``scene_id`` paths are relative to (default: the dataset's ``scenes``
+            folder beside its split folders).
+        split: split of the default dataset (``train``, ``val_seen``, ``val_unseen``, ``test``).
+        width, height, hfov: the camera (ignored when ``sim_config`` is given).
+        sim_config: full simulator settings.
+        task_config: task settings (default: the task's protocol defaults).
+        action_mode: ``discrete`` or ``waypoint``.
+        n_waypoints: waypoints per action in waypoint mode.
+        look_actions: add LOOK_UP / LOOK_DOWN (actions 4, 5).
+        max_episode_steps: overrides ``task_config.max_steps``.
+        shuffle: visit episodes in a seeded random order (else file order).
+        render_mode: None or ``rgb_array`` (RGB | depth | top-down map).
+        scene_cache_size: simulators kept loaded at once.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 8}
+
+    def __init__(
+        self,
+        task: str = "vln",
+        episodes: str | Path | R2RDataset | None = None,
+        scenes_dir: str | Path | None = None,
+        split: str = "train",
+        width: int = 128,
+        height: int = 128,
+        hfov: float = 90.0,
+        sim_config: SimConfig | None = None,
+        task_config: TaskConfig | None = None,
+        action_mode: str = "discrete",
+        n_waypoints: int = 4,
+        look_actions: bool = False,
+        max_episode_steps: int | None = None,
+        shuffle: bool = True,
+        render_mode: str | None = None,
+        scene_cache_size: int = 4,
+    ) -> None:
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r}; valid tasks: {sorted(TASKS)}")
+        if action_mode not in ("discrete", "waypoint"):
+            raise ValueError(f"action_mode must be 'discrete' or 'waypoint', got {action_mode!r}")
+        if render_mode not in (None, *self.metadata["render_modes"]):
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        self.dataset = _load_dataset(episodes, scenes_dir, split)
+        if not self.dataset.episodes:
+            raise ValueError(f"{self.dataset.source}: no episodes")
+        self.sim_config = sim_config or SimConfig(
+            cameras=(CameraSpec(width=width, height=height, hfov=hfov),)
+        )
+        task_cls = TASKS[task]
+        config = task_config or task_cls.default_config
+        if max_episode_steps is not None:
+            config = TaskConfig(**{**config.__dict__, "max_steps": int(max_episode_steps)})
+        self.task = task_cls(config, vocab=self.dataset.vocab) if task_cls is VLNTask else task_cls(config)
+        self.action_mode, self.render_mode, self.shuffle = action_mode, render_mode, shuffle
+        self.observation_space = self._observation_space()
+        if action_mode == "discrete":
+            self.action_space = spaces.Discrete(6 if look_actions else 4)
+        else:
+            lim = np.array([1.0, 1.0, np.pi], np.float32)
+            self.action_space = spaces.Box(-np.tile(lim, (n_waypoints, 1)), np.tile(lim, (n_waypoints, 1)))
+        self._sims: collections.OrderedDict[str, Simulator] = collections.OrderedDict()
+        self._cache_size = max(1, scene_cache_size)
+        self._order: list[int] = []
+        self._cursor = 0
+        self._steps = 0
+        self.sim: Simulator | None = None
+        self.episode: VLNEpisode | None = None
+        self._last_obs: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------ spaces
+    def _observation_space(self) -> spaces.Dict:
+        obs: dict[str, spaces.Space] = {}
+        for key, (cam, modality) in self.sim_config.observation_keys().items():
+            shape = (cam.height, cam.width)
+            if modality == "rgb":
+                obs[key] = spaces.Box(0, 255, (*shape, 3), np.uint8)
+            elif modality == "depth":
+                obs[key] = spaces.Box(cam.min_depth, cam.max_depth, (*shape, 1), np.float32)
+            else:
+                obs[key] = spaces.Box(0, np.iinfo(np.int32).max, shape, np.int32)
+        obs.update(self.task.observation_spaces(self.sim_config))
+        return spaces.Dict(obs)
+
+    # ------------------------------------------------------------------ episodes
+    def _simulator(self, scene_id: str) -> Simulator:
+        if scene_id in self._sims:
+            self._sims.move_to_end(scene_id)
+            return self._sims[scene_id]
+        sim = Simulator(self.dataset.resolve_scene(scene_id), self.sim_config)
+        self._sims[scene_id] = sim
+        while len(self._sims) > self._cache_size:
+            _, old = self._sims.popitem(last=False)
+            old.close()
+        return sim
+
+    def _next_index(self, options: dict | None) -> int:
+        options = options or {}
+        if "episode_id" in options:
+            ids = {ep.episode_id: i for i, ep in enumerate(self.dataset.episodes)}
+            if str(options["episode_id"]) not in ids:
+                raise KeyError(f"{self.dataset.source}: no episode with id {options['episode_id']!r}")
+            return ids[str(options["episode_id"])]
+        if "episode_index" in options:
+            return int(options["episode_index"]) % len(self.dataset.episodes)
+        if self._cursor >= len(self._order):
+            n = len(self.dataset.episodes)
+            self._order = list(self.np_random.permutation(n)) if self.shuffle else list(range(n))
+            self._cursor = 0
+        self._cursor += 1
+        return int(self._order[self._cursor - 1])
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
+        """Start the next episode (seeded order), or the one named by ``options["episode_id"]`` /
+        ``options["episode_index"]``.
+
+        Raises:
+            ValueError: the episode's start is not navigable, or its goal is unreachable from it; the message
+                names the episode file, the episode id and the field.
+        """
+        super().reset(seed=seed)
+        if seed is not None:
+            self._order, self._cursor = [], 0
+        ep = self.dataset.episodes[self._next_index(options)]
+        self.episode, self.sim = ep, self._simulator(ep.scene_id)
+        where = f"{self.dataset.source}: episode {ep.episode_id}"
+        try:
+            self.sim.set_agent_state(ep.start_position, ep.start_rotation)
+        except ValueError as err:
+            raise ValueError(f"{where}: field 'start_position'/'start_rotation': {err}") from None
+        reference = self.dataset.reference_locations(ep)
+        self.task.reset(self.sim, ep, reference)
+        if self.task.has_goal and not np.isfinite(self.task.start_geodesic):
+            raise ValueError(
+                f"{where}: field 'goals': goal {np.round(ep.goal_position, 3).tolist()} is not "
+                f"reachable from the start in scene {ep.scene_id!r} (another connected region)"
+            )
+        self._steps = 0
+        frames = self.sim.observe()
+        self.task.on_frames(self.sim, frames)
+        return self._observation(frames), self._info()
+
+    def _observation(self, frames: dict[str, np.ndarray]) -> dict[str, Any]:
+        obs = dict(frames)
+        obs.update(self.task.observe(self.sim))
+        self._last_obs = obs
+        return obs
+
+    def _info(self) -> dict[str, Any]:
+        return {
+            "episode_id": self.episode.episode_id,
+            "scene_id": self.episode.scene_id,
+            "collided": bool(self.sim.collided),
+        }
+
+    # ------------------------------------------------------------------ stepping
+    def step(self, action) -> tuple[dict, float, bool, bool, dict]:
+        """Apply an action; see the module docstring for spaces and termination."""
+        if self.sim is None or self.episode is None:
+            raise RuntimeError("call reset() before step()")
+        if self.action_mode == "discrete":
+            a = int(action)
+            if not self.action_space.contains(a):
+                raise ValueError(f"action {action!r} is outside {self.action_space}")
+            frames = self.sim.step(a)
+        else:
+            a = None
+            frames = self.sim.move_along(np.asarray(action, dtype=np.float64).reshape(-1, 3))
+        self._steps += 1
+        terminated = self.task.update(self.sim, a)
+        self.task.on_frames(self.sim, frames)
+        truncated = not terminated and self._steps >= self.task.config.max_steps
+        info = self._info()
+        if terminated or truncated:
+            info["metrics"] = self.task.metrics()
+        return self._observation(frames), float(self.task.reward()), bool(terminated), bool(truncated), info
+
+    def expert_action(self) -> int:
+        """The shortest-path follower's action toward the goal (used by imitation learning and DAgger)."""
+        if self.sim is None:
+            raise RuntimeError("call reset() before expert_action()")
+        return self.task.expert_action(self.sim)
+
+    def metrics(self) -> dict[str, float]:
+        """The current episode's measures so far."""
+        return self.task.metrics()
+
+    def render(self) -> np.ndarray | None:
+        """``rgb_array``: RGB | depth | top-down map with the path, the reference and the goal."""
+        if self.render_mode is None or self._last_obs is None:
+            return None
+        return compose_frame(self.sim, self._last_obs, self.task)
+
+    def close(self) -> None:
+        """Release every simulator."""
+        for sim in self._sims.values():
+            sim.close()
+        self._sims.clear()
+        self.sim = None
+
+
+def _load_dataset(episodes, scenes_dir, split: str) -> R2RDataset:
+    if isinstance(episodes, R2RDataset):
+        if scenes_dir is not None:
+            episodes.scenes_dir = Path(scenes_dir)
+        return episodes
+    if episodes is None:
+        from envs.datasets.default import default_dataset_dir
+
+        root = default_dataset_dir()
+        return load_episodes(root / split, scenes_dir=scenes_dir or root / "scenes")
+    path = Path(episodes)
+    if scenes_dir is None:
+        root = path.parent if path.is_dir() else path.parent.parent
+        scenes_dir = root / "scenes"
+    return load_episodes(path, scenes_dir=scenes_dir)

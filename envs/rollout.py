@@ -1,0 +1,282 @@
+"""THE rollout loop: the only place where ``env.step`` is called.
+
+Evaluation, DAgger collection (through hooks that relabel with the expert and mix actions) and the benchmarks all
+run episodes through :func:`rollout`. A policy is either an agent (an object with ``reset(n_envs)`` and
+``act(obs, deterministic) -> (B,) actions`` on batched observations; a ``torch.nn.Module`` is put in eval mode and
+run under ``torch.inference_mode()``) or a plain callable ``policy(obs) -> action`` on one observation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from tqdm import tqdm
+
+from envs.visualize import compose_frame
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EpisodeResult:
+    """What one episode did.
+
+    Attributes:
+        episode_id, scene_id: the episode.
+        instruction: the instruction text ("" without one).
+        actions: actions taken (discrete ids; waypoint actions as nested lists).
+        positions: (T+1, 3) agent positions from the reset on; rotations (T+1, 4) [x, y, z, w].
+        expert_actions: the expert's label at each step when a hook recorded them, else empty.
+        metrics: the task's measures at the end (``info["metrics"]``).
+        total_reward: sum of rewards.
+        video: path of the recorded video, or None.
+    """
+
+    episode_id: str
+    scene_id: str
+    instruction: str
+    actions: list = field(default_factory=list)
+    positions: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))
+    rotations: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    expert_actions: list[int] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+    total_reward: float = 0.0
+    video: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able record (the per-episode line of benchmark files)."""
+        return {
+            "episode_id": self.episode_id,
+            "scene_id": self.scene_id,
+            "instruction": self.instruction,
+            "actions": self.actions,
+            "metrics": self.metrics,
+            "total_reward": self.total_reward,
+            "positions": np.round(self.positions, 4).tolist(),
+            "video": self.video,
+        }
+
+
+class RolloutHook:
+    """Callbacks of :func:`rollout`; override what you need."""
+
+    def on_episode_start(self, env: gym.Env, obs: dict, info: dict) -> None:
+        """After ``env.reset``."""
+
+    def choose_action(self, env: gym.Env, obs: dict, action: Any) -> Any:
+        """Return the action to execute given the policy's ``action`` (DAgger mixes in the expert here)."""
+        return action
+
+    def on_step(
+        self,
+        env: gym.Env,
+        obs: dict,
+        action: Any,
+        reward: float,
+        terminated: bool,
+        truncated: bool,
+        info: dict,
+    ) -> None:
+        """After ``env.step``; ``obs`` is the observation the action was chosen from."""
+
+    def on_episode_end(self, env: gym.Env, result: EpisodeResult) -> None:
+        """When the episode is over."""
+
+
+class ExpertLabels(RolloutHook):
+    """Records the expert's action at every step into ``EpisodeResult.expert_actions``."""
+
+    def __init__(self) -> None:
+        self.labels: list[int] = []
+
+    def on_episode_start(self, env: gym.Env, obs: dict, info: dict) -> None:
+        """Start a new label list."""
+        self.labels = []
+
+    def choose_action(self, env: gym.Env, obs: dict, action: Any) -> Any:
+        """Record the expert's label for the current state; keep the action."""
+        self.labels.append(int(env.unwrapped.expert_action()))
+        return action
+
+    def on_episode_end(self, env: gym.Env, result: EpisodeResult) -> None:
+        """Attach the labels."""
+        result.expert_actions = list(self.labels)
+
+
+def batch_observation(obs: dict) -> dict:
+    """One observation -> a batch of one: arrays get a leading axis, strings become one-element lists."""
+    return {k: [v] if isinstance(v, str) else np.asarray(v)[None] for k, v in obs.items()}
+
+
+class _Policy:
+    """Adapts an agent or a callable to ``act(obs) -> action`` on one observation."""
+
+    def __init__(self, policy: Any, deterministic: bool) -> None:
+        self.policy, self.deterministic = policy, deterministic
+        self.is_agent = hasattr(policy, "act")
+        self.wants_expert = bool(getattr(policy, "requires_expert", False))
+
+    def reset(self) -> None:
+        if self.is_agent and hasattr(self.policy, "reset"):
+            self.policy.reset(1)
+
+    def __call__(self, env: gym.Env, obs: dict) -> Any:
+        if not self.is_agent:
+            return self.policy(obs)
+        batch = batch_observation(obs)
+        if self.wants_expert:
+            batch["expert_action"] = np.array([env.unwrapped.expert_action()], dtype=np.int64)
+        actions = self.policy.act(batch, deterministic=self.deterministic)
+        action = np.asarray(actions)[0]
+        return int(action) if action.ndim == 0 else action
+
+    @contextlib.contextmanager
+    def evaluating(self):
+        """Eval mode and inference mode for torch modules; restores the previous mode afterwards."""
+        module = self.policy if hasattr(self.policy, "train") and hasattr(self.policy, "training") else None
+        if module is None:
+            yield
+            return
+        import torch
+
+        was_training = module.training
+        module.eval()
+        try:
+            with torch.inference_mode():
+                yield
+        finally:
+            module.train(was_training)
+
+
+def rollout(
+    env: gym.Env,
+    policy: Any,
+    n_episodes: int | None = None,
+    *,
+    seed: int | None = None,
+    episode_ids: Sequence[str] | None = None,
+    hooks: Sequence[RolloutHook] = (),
+    deterministic: bool = True,
+    video_dir: str | Path | None = None,
+    n_videos: int = 0,
+    progress: bool = False,
+    desc: str = "rollout",
+) -> list[EpisodeResult]:
+    """Run whole episodes.
+
+    Args:
+        env: a NavGym environment (possibly wrapped).
+        policy: an agent or a callable, see the module docstring.
+        n_episodes: number of episodes (when ``episode_ids`` is None).
+        seed: seeds the first ``env.reset`` (the episode order and any randomness of the env).
+        episode_ids: run exactly these episodes, in order.
+        hooks: callbacks (expert labels, DAgger mixing, recording).
+        deterministic: passed to ``agent.act``.
+        video_dir: where to write MP4 videos (RGB | depth | top-down map + instruction caption).
+        n_videos: how many of the first episodes to record.
+        progress: show a progress bar.
+        desc: progress bar label.
+
+    Returns:
+        One :class:`EpisodeResult` per episode, in order.
+    """
+    if episode_ids is None and n_episodes is None:
+        raise ValueError("rollout needs n_episodes or episode_ids")
+    plan: list[dict | None] = (
+        [{"episode_id": e} for e in episode_ids] if episode_ids is not None else [None] * int(n_episodes)
+    )
+    runner = _Policy(policy, deterministic)
+    results = []
+    with runner.evaluating():
+        for k, options in enumerate(tqdm(plan, desc=desc, disable=not progress, leave=False)):
+            record = video_dir is not None and k < n_videos
+            results.append(
+                _run_episode(
+                    env, runner, options, seed if k == 0 else None, hooks, Path(video_dir) if record else None
+                )
+            )
+    return results
+
+
+def _run_episode(
+    env: gym.Env,
+    runner: _Policy,
+    options: dict | None,
+    seed: int | None,
+    hooks: Sequence[RolloutHook],
+    video_dir: Path | None,
+) -> EpisodeResult:
+    obs, info = env.reset(seed=seed, options=options)
+    runner.reset()
+    base = env.unwrapped
+    result = EpisodeResult(info["episode_id"], info["scene_id"], str(obs.get("instruction_text", "")))
+    for hook in hooks:
+        hook.on_episode_start(env, obs, info)
+    poses = [_pose(base)]
+    frames = [_frame(base, obs)] if video_dir is not None else []
+    done = False
+    while not done:
+        action = runner(env, obs)
+        for hook in hooks:
+            action = hook.choose_action(env, obs, action)
+        next_obs, reward, terminated, truncated, info = env.step(action)
+        for hook in hooks:
+            hook.on_step(env, obs, action, reward, terminated, truncated, info)
+        result.actions.append(action.tolist() if isinstance(action, np.ndarray) else int(action))
+        result.total_reward += float(reward)
+        poses.append(_pose(base))
+        obs, done = next_obs, terminated or truncated
+        if video_dir is not None:
+            frames.append(_frame(base, obs))
+    result.metrics = dict(info.get("metrics", {}))
+    result.positions = np.array([p for p, _ in poses], np.float32)
+    result.rotations = np.array([r for _, r in poses], np.float32)
+    if video_dir is not None:
+        result.video = str(write_video(frames, video_dir / f"episode_{result.episode_id}.mp4"))
+    for hook in hooks:
+        hook.on_episode_end(env, result)
+    return result
+
+
+def _pose(env: gym.Env) -> tuple[np.ndarray, np.ndarray]:
+    state = env.sim.get_agent_state()
+    return state.position.copy(), state.rotation.copy()
+
+
+def _frame(env: gym.Env, obs: dict) -> np.ndarray:
+    return compose_frame(env.sim, obs, env.task)
+
+
+def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: int = 8) -> Path:
+    """Write frames as an H.264 MP4 atomically (a temporary file renamed into place).
+
+    Frames are padded to even sizes (H.264 needs them).
+    """
+    import imageio.v2 as imageio
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    h = max(f.shape[0] for f in frames) + max(f.shape[0] for f in frames) % 2
+    w = max(f.shape[1] for f in frames) + max(f.shape[1] for f in frames) % 2
+    fd, tmp = tempfile.mkstemp(suffix=".mp4", dir=path.parent)
+    os.close(fd)
+    try:
+        with imageio.get_writer(tmp, fps=fps, codec="libx264", macro_block_size=1, quality=7) as writer:
+            for f in frames:
+                canvas = np.full((h, w, 3), 255, np.uint8)
+                canvas[: f.shape[0], : f.shape[1]] = f
+                writer.append_data(canvas)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
