@@ -1,0 +1,303 @@
+"""The EGL renderer on analytic scenes (depth, colour, semantics, orientation, cameras); top-down maps."""
+
+import math
+import multiprocessing
+
+import numpy as np
+import pytest
+
+from envs.render import CameraSpec, RenderBackendError, Renderer, TopDownMap, create_context
+from envs.render.context import EGL_PACKAGES
+from envs.render.topdown import AGENT_RGB, GOAL_RGB, OBSTACLE_RGB
+from envs.scenes.scene import Scene, SceneMesh
+
+IDENTITY = (0.0, 0.0, 0.0, 1.0)
+ORIGIN = (0.0, 0.0, 0.0)
+ALL = ("rgb", "depth", "semantic")
+
+
+def yaw_quat(yaw_deg: float) -> tuple[float, float, float, float]:
+    half = math.radians(yaw_deg) / 2
+    return (0.0, math.sin(half), 0.0, math.cos(half))
+
+
+def quad(centre, half_u, half_v, rgb=(200, 200, 200), sem=1, uvs=None, texture=None) -> SceneMesh:
+    """A rectangle centre ± half_u ± half_v; corners in order (-u+v), (+u+v), (+u-v), (-u-v)."""
+    c, u, v = (np.asarray(a, np.float32) for a in (centre, half_u, half_v))
+    verts = np.stack([c - u + v, c + u + v, c + u - v, c - u - v])
+    return SceneMesh(
+        verts, [[0, 1, 2], [0, 2, 3]], np.tile(rgb, (4, 1)), [sem, sem], uvs=uvs, texture=texture
+    )
+
+
+def box(centre, size, rgb=(200, 200, 200), sem=1) -> SceneMesh:
+    """An axis-aligned box (8 shared vertices, 12 faces)."""
+    corners = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], np.float32)
+    verts = corners * np.asarray(size, np.float32) / 2 + np.asarray(centre, np.float32)
+    faces = [[0, 1, 3], [0, 3, 2], [4, 6, 7], [4, 7, 5], [0, 4, 5], [0, 5, 1]]
+    faces += [[2, 3, 7], [2, 7, 6], [0, 2, 6], [0, 6, 4], [1, 5, 7], [1, 7, 3]]
+    return SceneMesh(verts, faces, np.tile(rgb, (8, 1)), np.full(12, sem))
+
+
+def wall(z: float, sem: int = 1, rgb=(200, 200, 200)) -> SceneMesh:
+    """A huge wall in the plane z = const, facing +z."""
+    return quad((0, 1, z), (60, 0, 0), (0, 60, 0), rgb, sem)
+
+
+def render(meshes, camera=None, position=ORIGIN, rotation=IDENTITY):
+    renderer = Renderer(Scene(list(meshes)))
+    try:
+        return renderer.render(camera or CameraSpec(modalities=ALL), position, rotation)
+    finally:
+        renderer.release()
+
+
+def mask_centroid(mask: np.ndarray) -> tuple[float, float]:
+    rows, cols = np.nonzero(mask)
+    assert len(rows), "object not visible"
+    return float(rows.mean()), float(cols.mean())
+
+
+# --- depth --------------------------------------------------------------------------------------------------
+
+
+def test_frontal_wall_depth_is_exact_everywhere_and_is_z_depth():
+    out = render([wall(-3.0)], CameraSpec(width=96, height=64, modalities=("depth",)))
+    depth = out["depth"]
+    assert depth.shape == (64, 96, 1) and depth.dtype == np.float32
+    assert np.abs(depth - 3.0).max() < 0.01
+    # z-depth: the corners (rays ~55 degrees off axis, 5.2 m long) read the same as the centre.
+    assert abs(float(depth[0, 0, 0]) - float(depth[32, 48, 0])) < 0.005
+
+
+def test_pitched_down_floor_depth_matches_ray_casting():
+    cam = CameraSpec(width=65, height=65, pitch=-30.0, modalities=("depth",))
+    depth = render([quad((0, 0, 0), (60, 0, 0), (0, 0, 60))], cam)["depth"][..., 0]
+    assert abs(depth[32, 32] - 1.25 / math.sin(math.radians(30))) < 0.01  # the optical axis hits at 2.5 m
+    fx, fy, cx, cy = cam.intrinsics()
+    jj, ii = np.meshgrid(np.arange(65) + 0.5, np.arange(65) + 0.5)
+    rays = np.stack([(jj - cx) / fx, -(ii - cy) / fy, -np.ones_like(jj)], axis=-1)  # camera frame, z = -1
+    pitch = math.radians(-30)
+    ray_y = rays[..., 1] * math.cos(pitch) - rays[..., 2] * math.sin(pitch)  # world y after pitching about x
+    t = np.where(ray_y < 0, 1.25 / -np.minimum(ray_y, -1e-9), np.inf)  # z-depth, as the ray's z is -1
+    near = t < 6.0
+    assert near.sum() > 1000
+    assert np.abs(depth[near] - t[near]).max() < 0.01
+    assert np.all(depth[np.isinf(t)] == cam.max_depth)  # above the horizon nothing is hit
+
+
+def test_depth_is_clipped_to_range_and_misses_read_max_depth():
+    cam = CameraSpec(min_depth=0.5, max_depth=4.0, modalities=("depth",))
+    assert np.all(render([wall(-0.3)], cam)["depth"] == 0.5)
+    assert np.all(render([wall(-20.0)], cam)["depth"] == 4.0)
+    assert np.all(render([], cam)["depth"] == 4.0)
+    behind = render([wall(3.0)], cam)["depth"]  # the wall is behind the camera
+    assert np.all(behind == 4.0)
+
+
+# --- colour, semantics, orientation -------------------------------------------------------------------------
+
+
+def test_rgb_shows_the_colour_of_the_box_in_front():
+    red = box((0, 1.25, -2), (1, 1, 0.2), rgb=(220, 30, 30), sem=4)
+    green = box((0, 1.25, -4), (6, 6, 0.2), rgb=(30, 200, 30), sem=5)
+    rgb = render([red, green], CameraSpec(modalities=("rgb",)))["rgb"]
+    assert rgb.shape == (128, 128, 3) and rgb.dtype == np.uint8
+    r, g, b = (int(c) for c in rgb[64, 64])
+    assert r > 80 and r > 3 * g and r > 3 * b
+    r, g, b = (int(c) for c in rgb[64, 30])  # beside the red box: the green one behind
+    assert g > 80 and g > 3 * r
+    assert rgb[64, 64].max() <= 220  # shading never brightens beyond the base colour
+    assert rgb.std() > 20
+
+
+def test_semantic_ids_match_the_faces_hit_across_batches():
+    texture = np.full((4, 4, 3), 255, np.uint8)
+    uvs = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], np.float32)
+    meshes = [
+        quad((0, 0, 0), (60, 0, 0), (0, 0, 60), sem=3),  # floor
+        box((-1, 1.25, -3), (1, 1, 1), sem=7),
+        quad((1, 1.25, -3), (0.5, 0, 0), (0, 0.5, 0), sem=9, uvs=uvs, texture=texture),  # a textured batch
+        box((0, 2.5, -3), (0.4, 0.4, 0.4), sem=11),
+    ]
+    sem = render(meshes)["semantic"]
+    assert sem.shape == (128, 128) and sem.dtype == np.int32
+    assert sem[64, 32] == 7 and sem[64, 90] == 9
+    assert sem[120, 64] == 3 and sem[10, 64] == 0
+    assert set(np.unique(sem)) == {0, 3, 7, 9, 11}
+
+
+def test_left_and_up_in_the_world_are_left_and_top_in_the_image():
+    meshes = [box((-1.5, 1.25, -3), (0.5, 0.5, 0.5), sem=1), box((0, 2.6, -3), (0.5, 0.5, 0.5), sem=2)]
+    sem = render(meshes, CameraSpec(modalities=("semantic",)))["semantic"]
+    row, col = mask_centroid(sem == 1)
+    assert col < 40 and abs(row - 63.5) < 3
+    row, col = mask_centroid(sem == 2)
+    assert row < 40 and abs(col - 63.5) < 3
+
+
+def test_positive_yaw_turns_left():
+    meshes = [box((-3, 1.25, 0), (0.5, 0.5, 0.5), sem=5)]
+    cam = CameraSpec(modalities=("semantic",))
+    assert not np.any(render(meshes, cam)["semantic"] == 5)  # at yaw 0 the box is 90 degrees to the left
+    row, col = mask_centroid(render(meshes, cam, rotation=yaw_quat(90))["semantic"] == 5)
+    assert abs(row - 63.5) < 1 and abs(col - 63.5) < 1
+
+
+def test_intrinsics_predict_where_a_point_projects():
+    cam = CameraSpec(width=160, height=120, hfov=70, pitch=10, modalities=("semantic",))
+    position, rotation = (0.5, 0.0, 1.0), yaw_quat(20)
+    target = np.array([-0.3, 1.9, -2.5])
+    sem = render([box(target, (0.06, 0.06, 0.06), sem=2)], cam, position, rotation)["semantic"]
+    p_cam = np.linalg.inv(cam.pose(position, rotation)) @ np.append(target, 1.0)
+    fx, fy, cx, cy = cam.intrinsics()
+    u, v = cx + fx * p_cam[0] / -p_cam[2], cy - fy * p_cam[1] / -p_cam[2]
+    row, col = mask_centroid(sem == 2)
+    assert abs(col + 0.5 - u) < 0.75 and abs(row + 0.5 - v) < 0.75
+    np.testing.assert_allclose(
+        cam.view_matrix(position, rotation), np.linalg.inv(cam.pose(position, rotation)), atol=1e-5
+    )
+
+
+def test_texture_is_sampled_with_gltf_uv_convention():
+    texture = np.array([[[255, 0, 0], [0, 255, 0]], [[0, 0, 255], [255, 255, 255]]], np.uint8)  # row 0 = top
+    uvs = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], np.float32)  # corners top-left, top-right, ...
+    mesh = quad((0, 1.25, -1), (1.01, 0, 0), (0, 1.01, 0), rgb=(255, 255, 255), uvs=uvs, texture=texture)
+    rgb = render([mesh], CameraSpec(modalities=("rgb",))).get("rgb")
+    quadrants = {(32, 32): 0, (32, 96): 1, (96, 32): 2}  # top-left red, top-right green, bottom-left blue
+    for (row, col), channel in quadrants.items():
+        pixel = rgb[row, col].astype(int)
+        assert pixel[channel] > 150 and np.delete(pixel, channel).max() < 40, ((row, col), pixel)
+    assert rgb[96, 96].min() > 150
+
+
+def test_render_many_returns_each_camera_and_agrees_with_render():
+    scene = Scene([wall(-3.0, sem=2), quad((0, 0, 0), (60, 0, 0), (0, 0, 60), sem=3)])
+    front = CameraSpec(uuid="front", width=64, height=48, modalities=("rgb", "depth"))
+    down = CameraSpec(uuid="down", width=32, height=32, pitch=-60, position=(0, 0.6, 0), modalities=ALL)
+    renderer = Renderer(scene)
+    out = renderer.render_many([front, down], (0.2, 0, 0.5), yaw_quat(10))
+    assert set(out) == {"front", "down"}
+    assert set(out["front"]) == {"rgb", "depth"} and set(out["down"]) == set(ALL)
+    assert out["front"]["rgb"].shape == (48, 64, 3) and out["down"]["semantic"].shape == (32, 32)
+    again = renderer.render(down, (0.2, 0, 0.5), yaw_quat(10))
+    for key in ALL:
+        np.testing.assert_array_equal(out["down"][key], again[key])
+    assert out["down"]["semantic"][16, 16] == 3
+    assert out["front"]["depth"][24, 32, 0] == pytest.approx(3.5 / math.cos(math.radians(10)), abs=0.05)
+    with pytest.raises(ValueError, match="unique"):
+        renderer.render_many([front, front], ORIGIN, IDENTITY)
+    renderer.release()
+
+
+# --- CameraSpec validation ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("uuid", ""),
+        ("width", 0),
+        ("height", 2.5),
+        ("hfov", 180.0),
+        ("hfov", float("nan")),
+        ("position", (0.0, 1.0)),
+        ("pitch", 120.0),
+        ("min_depth", -1.0),
+        ("max_depth", 0.0),
+        ("near", 0.0),
+        ("far", 0.005),
+        ("modalities", ("rgb", "normals")),
+        ("modalities", ()),
+    ],
+)
+def test_invalid_camera_spec_names_the_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        CameraSpec(**{field: value})
+
+
+def test_camera_spec_intrinsics_and_fov():
+    cam = CameraSpec(width=200, height=100, hfov=90)
+    fx, fy, cx, cy = cam.intrinsics()
+    assert fx == pytest.approx(100.0) and fy == fx and (cx, cy) == (100.0, 50.0)
+    assert cam.vfov == pytest.approx(math.degrees(2 * math.atan(0.5)))
+    with pytest.raises(ValueError, match="quaternion"):
+        cam.view_matrix(ORIGIN, (0, 0, 0, 0))
+
+
+# --- context ------------------------------------------------------------------------------------------------
+
+
+def test_context_is_cached_and_bad_devices_fail_clearly(monkeypatch):
+    ctx = create_context()
+    assert create_context() is ctx and ctx.version_code >= 330
+    with pytest.raises(RenderBackendError, match=EGL_PACKAGES) as err:
+        create_context(device_index=97)
+    assert "97" in str(err.value)
+    with pytest.raises(ValueError, match="device_index"):
+        create_context(device_index=-1)
+    monkeypatch.setenv("NAVGYM_EGL_DEVICE", "98")
+    with pytest.raises(RenderBackendError, match="device 98"):
+        create_context()
+
+
+def _forked_child(queue) -> None:
+    try:
+        create_context()
+        queue.put("no error")
+    except RenderBackendError as err:
+        queue.put(str(err))
+
+
+def test_forked_child_gets_an_error_instead_of_a_hang():
+    create_context()
+    fork = multiprocessing.get_context("fork")
+    queue = fork.Queue()
+    child = fork.Process(target=_forked_child, args=(queue,))
+    child.start()
+    message = queue.get(timeout=30)
+    child.join(timeout=30)
+    assert "spawn" in message and "forked" in message
+
+
+# --- top-down map -------------------------------------------------------------------------------------------
+
+
+def _room_map() -> TopDownMap:
+    grid = np.zeros((40, 60), bool)
+    grid[5:35, 5:55] = True
+    return TopDownMap(grid, origin=(-3.0, -2.0), cell_size=0.1, scale=3)
+
+
+def test_topdown_world_to_pixel_and_base_colours():
+    tmap = _room_map()
+    assert tmap.shape == (120, 180)
+    np.testing.assert_allclose(tmap.world_to_pixel([[-3.0, 0.7, -2.0]]), [[1.5, 1.5]])
+    np.testing.assert_allclose(tmap.world_to_pixel(np.array([-1.0, 1.0])), [61.5, 91.5])  # (x, z) input
+    image = tmap.draw()
+    assert image.shape == (120, 180, 3) and image.dtype == np.uint8
+    assert tuple(image[0, 0]) == OBSTACLE_RGB and image[60, 90].mean() > 200
+    with pytest.raises(ValueError, match="cell_size"):
+        TopDownMap(np.ones((3, 3), bool), (0, 0), cell_size=0)
+    with pytest.raises(ValueError, match="navigable"):
+        TopDownMap(np.ones(3, bool), (0, 0), cell_size=0.1)
+
+
+def test_topdown_draws_agent_heading_goal_and_paths():
+    tmap = _room_map()
+    agent = np.array([0.0, 0.0, 0.0])
+    col0, row0 = tmap.world_to_pixel(agent)
+    for yaw, direction in ((0.0, (0, -1)), (math.pi / 2, (-1, 0)), (-math.pi / 2, (1, 0))):
+        image = tmap.draw(agent_position=agent, agent_yaw=yaw)
+        rows, cols = np.nonzero(np.all(image == AGENT_RGB, axis=-1))
+        # The arrow reaches farther ahead (tip) than behind (base): up for yaw 0, left (-x) for +90 degrees.
+        ahead = (cols + 0.5 - col0) * direction[0] + (rows + 0.5 - row0) * direction[1]
+        assert ahead.max() > -ahead.min() + 2.0, (yaw, ahead.max(), ahead.min())
+    path = np.array([[-2.0, 0, -1.0], [1.0, 0, -1.0], [1.0, 0, 1.0]])
+    image = tmap.draw(goal=[1.0, 0.0, 1.0], goal_radius=0.5, paths=[(path, (0, 180, 0))])
+    col, row = tmap.world_to_pixel(np.array([-0.5, 0.0, -1.0])).astype(int)
+    assert tuple(image[row, col]) == (0, 180, 0)
+    col, row = tmap.world_to_pixel(np.array([1.0, 0.0, 1.0])).astype(int)
+    assert tuple(image[row, col]) == GOAL_RGB
+    col, row = tmap.world_to_pixel(np.array([1.0, 0.0, 1.5])).astype(int)  # on the radius circle
+    assert np.any(np.all(image[row - 2 : row + 3, col - 1 : col + 2] == GOAL_RGB, axis=-1))
