@@ -194,6 +194,8 @@ def ndtw(
     Returns:
         nDTW in (0, 1]; 1 iff the de-duplicated path matches the reference point for point.
     """
+    if not threshold > 0:
+        raise ValueError(f"threshold must be a positive distance in metres, got {threshold}")
     r = _points(reference, "reference")
     return float(np.exp(-dtw(deduplicate_positions(path), r) / (len(r) * threshold)))
 

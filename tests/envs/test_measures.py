@@ -136,6 +136,8 @@ def test_ndtw_of_a_path_offset_by_one_metre():
     assert m.ndtw(path, REFERENCE) == pytest.approx(math.exp(-4 / 12))
     # threshold 1 m: exp(-4 / (4 * 1)) = exp(-1)
     assert m.ndtw(path, REFERENCE, threshold=1.0) == pytest.approx(math.exp(-1))
+    with pytest.raises(ValueError, match="threshold"):
+        m.ndtw(path, REFERENCE, threshold=0.0)
 
 
 def test_ndtw_deduplicates_the_path_but_not_the_reference():
