@@ -1,7 +1,8 @@
 """Simulator throughput: single-process steps/s of random discrete motion with RGB-D observations.
 
 Measures, in a generated house, steps/s at 128×128 and 224×224 (RGB + depth from one camera), the bare render
-time of one RGB-D frame, and — when the optional ``miniworld`` package is installed — MiniWorld's RGB-only steps/s at
+time of one RGB-D frame, and — when the optional ``miniworld`` package is installed — MiniWorld's RGB-only
+steps/s at
 the same resolution in a child process of the same run, printing the ratio::
 
     python benchmarks/throughput.py            # a table

@@ -1,15 +1,15 @@
 """The Gymnasium environment: a task over a list of episodes, on the embedded simulator.
 
 Registered ids (see :mod:`envs`): ``NavGym/VLN-v0``, ``NavGym/PointNav-v0``, ``NavGym/ImageNav-v0``,
-``NavGym/Explore-v0``. ``gymnasium.make(id)`` with no argument runs on a small generated dataset (made once and
-cached, see :mod:`envs.datasets.default`); ``episodes=`` (an R2R-CE file or split folder) and ``scenes_dir=``
-select real data.
+``NavGym/Explore-v0``. ``gymnasium.make(id)`` with no argument runs on a small generated dataset (made once
+and cached, see :mod:`envs.datasets.default`); ``episodes=`` (an R2R-CE file or split folder) and
+``scenes_dir=`` select real data.
 
-Observations (``Dict``): the cameras' ``rgb`` (H,W,3) uint8 and ``depth`` (H,W,1) float32 metres (z-depth clipped
-to [min_depth, max_depth]), plus the task's own keys (``instruction``, ``instruction_text``; ``pointgoal``,
-``gps``, ``compass``; ``imagegoal``). Actions: ``Discrete(4)`` (0 STOP, 1 FORWARD, 2 LEFT, 3 RIGHT; 6 with
-``look_actions``) or, with ``action_mode="waypoint"``, a ``Box`` (n_waypoints, 3) of (dx m forward, dy m left,
-dyaw rad) in the agent frame, followed by the simulator's velocity-limited controller.
+Observations (``Dict``): the cameras' ``rgb`` (H,W,3) uint8 and ``depth`` (H,W,1) float32 metres (z-depth
+clipped to [min_depth, max_depth]), plus the task's own keys (``instruction``, ``instruction_text``;
+``pointgoal``, ``gps``, ``compass``; ``imagegoal``). Actions: ``Discrete(4)`` (0 STOP, 1 FORWARD, 2 LEFT, 3
+RIGHT; 6 with ``look_actions``) or, with ``action_mode="waypoint"``, a ``Box`` (n_waypoints, 3) of (dx m
+forward, dy m left, dyaw rad) in the agent frame, followed by the simulator's velocity-limited controller.
 
 Episodes end with ``terminated=True`` when the task says so (STOP; System-1 arrival or stuck) and with
 ``truncated=True`` at the step limit. ``info`` always holds ``episode_id``, ``scene_id``, ``collided``; at the

@@ -1,9 +1,10 @@
 """THE rollout loop: the only place where ``env.step`` is called.
 
-Evaluation, DAgger collection (through hooks that relabel with the expert and mix actions) and the benchmarks all
-run episodes through :func:`rollout`. A policy is either an agent (an object with ``reset(n_envs)`` and
-``act(obs, deterministic) -> (B,) actions`` on batched observations; a ``torch.nn.Module`` is put in eval mode and
-run under ``torch.inference_mode()``) or a plain callable ``policy(obs) -> action`` on one observation.
+Evaluation, DAgger collection (through hooks that relabel with the expert and mix actions) and the
+benchmarks all run episodes through :func:`rollout`. A policy is either an agent (an object with
+``reset(n_envs)`` and ``act(obs, deterministic) -> (B,) actions`` on batched observations; a
+``torch.nn.Module`` is put in eval mode and run under ``torch.inference_mode()``) or a plain callable
+``policy(obs) -> action`` on one observation.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The embedded simulator: a scene, an agent body with cameras, discrete and waypoint motion, navigation queries.
+"""The embedded simulator: a scene, an agent body with cameras, discrete and waypoint motion, navigation
+queries.
 
 Frames and units follow Habitat: y up, the agent looks along −z, positions in metres, rotations as quaternions
 ``[x, y, z, w]`` (the body only ever rotates about +y; positive yaw turns left). Discrete actions::
@@ -100,7 +101,8 @@ class SimConfig:
 
 @dataclass
 class AgentState:
-    """Where the agent is: ``position`` (3,) on the floor, ``rotation`` [x,y,z,w] about +y, camera ``tilt``°."""
+    """Where the agent is: ``position`` (3,) on the floor, ``rotation`` [x,y,z,w] about +y, camera
+    ``tilt``°."""
 
     position: np.ndarray
     rotation: np.ndarray
@@ -152,7 +154,8 @@ class Simulator:
             tilt: camera pitch in degrees.
 
         Raises:
-            ValueError: the position is not navigable or the quaternion is invalid; the message names the value.
+            ValueError: the position is not navigable or the quaternion is invalid; the message names the
+                value.
         """
         position = np.asarray(position, dtype=np.float64).reshape(-1)
         if position.shape != (3,) or not np.all(np.isfinite(position)):
@@ -209,8 +212,8 @@ class Simulator:
 
         Args:
             waypoints: (N, 3) ``(dx, dy, dyaw)``: dx metres forward, dy metres to the left, dyaw radians (left
-                positive), relative to the pose at the call. The controller turns toward each waypoint and drives
-                at most ``max_linear_speed``, turning at most ``max_angular_speed``, one tick per
+                positive), relative to the pose at the call. The controller turns toward each waypoint and
+                drives at most ``max_linear_speed``, turning at most ``max_angular_speed``, one tick per
                 ``control_period``; collisions slide and set :attr:`collided`.
             max_duration: seconds before giving up (default: enough time for the path at full speed, ×2).
 
@@ -289,7 +292,8 @@ class Simulator:
 
     # ----------------------------------------------------------------- navigation
     def geodesic_distance(self, a, b) -> float:
-        """Shortest obstacle-avoiding walking distance in metres from ``a`` to ``b`` (inf when unreachable)."""
+        """Shortest obstacle-avoiding walking distance in metres from ``a`` to ``b`` (inf when
+        unreachable)."""
         return self.solver.geodesic_distance(np.asarray(a), np.asarray(b))
 
     def shortest_path(self, a, b) -> np.ndarray:

@@ -1,8 +1,9 @@
-"""The task contract: what a navigation task adds to the simulator (observations, termination, measures, expert).
+"""The task contract: what a navigation task adds to the simulator (observations, termination, measures,
+expert).
 
 A task is stateless across episodes except for what :meth:`NavTask.reset` sets. The environment owns the step
-counter and truncation (the step limit); the task says when an episode is *terminated* (the agent called STOP, or a
-System-1 arrival/stuck condition) and computes the episode's measures with the pure functions of
+counter and truncation (the step limit); the task says when an episode is *terminated* (the agent called
+STOP, or a System-1 arrival/stuck condition) and computes the episode's measures with the pure functions of
 :mod:`envs.tasks.measures`.
 """
 
@@ -32,10 +33,12 @@ class TaskConfig:
         max_steps: actions per episode before truncation (500 in R2R-CE).
         success_distance: metres; success radius (VLN-CE: 3.0 geodesic; NavDP System-1: 1.5 Euclidean).
         expert_goal_radius: metres; the expert STOPs inside this geodesic radius (VLN-CE: 0.5).
-        stuck_window: System-1 tasks terminate when the agent moved less than ``stuck_distance`` over this many
+        stuck_window: System-1 tasks terminate when the agent moved less than ``stuck_distance`` over this
+        many
             steps (NavDP protocol); 0 disables.
         stuck_distance: metres, see ``stuck_window``.
-        arrival_distance: metres; System-1 tasks terminate when the agent is this close (Euclidean) to the goal
+        arrival_distance: metres; System-1 tasks terminate when the agent is this close (Euclidean) to the
+        goal
             (NavDP: 1.0 m); 0 disables.
     """
 
@@ -81,7 +84,7 @@ class NavTask(abc.ABC):
         """The task's observations at the current state."""
         return {}
 
-    def on_frames(self, sim: Simulator, frames: dict[str, np.ndarray]) -> None:
+    def on_frames(self, sim: Simulator, frames: dict[str, np.ndarray]) -> None:  # noqa: B027 (optional hook)
         """Called with the camera observations after every reset and step (coverage for exploration)."""
 
     @abc.abstractmethod

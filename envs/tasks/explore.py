@@ -1,8 +1,8 @@
 """Exploration without a goal (NavDP's no-goal task): cover as much floor as possible.
 
 Explored area follows NavDP: floor points seen by the camera (depth back-projected to the world; points within
-``floor_band`` metres above the floor) are accumulated in 0.1 m cells; the area is the number of cells × 0.01 m².
-Termination: stuck (moved < 0.1 m over ``stuck_window`` steps) or STOP; truncation at the step limit.
+``floor_band`` metres above the floor) are accumulated in 0.1 m cells; the area is the number of cells ×
+0.01 m². Termination: stuck (moved < 0.1 m over ``stuck_window`` steps) or STOP; truncation at the step limit.
 Reward: newly explored area (m²) per step.
 """
 

@@ -1,9 +1,9 @@
 """Image-goal navigation: the goal is an RGB image rendered by the agent's first camera at the goal pose.
 
 The goal pose is the episode goal position with the heading stored in ``goals[0].extra["rotation"]``
-([x, y, z, w]); episodes without one face a heading derived from the episode id, so the goal image is fixed per
-episode. Termination, success and SPL follow the System-1 protocol of :mod:`envs.tasks.pointnav` (GNM, ViNT,
-NoMaD and NavDP are evaluated on it).
+([x, y, z, w]); episodes without one face a heading derived from the episode id, so the goal image is fixed
+per episode. Termination, success and SPL follow the System-1 protocol of :mod:`envs.tasks.pointnav` (GNM,
+ViNT, NoMaD and NavDP are evaluated on it).
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ Observations: ``pointgoal`` (distance m, angle rad — positive to the left) to 
 ``gps`` (forward, right) metres from the start in the start frame and ``compass`` (yaw change since the start,
 radians, left positive), as Habitat's PointGoal, EpisodicGPS and EpisodicCompass sensors.
 Termination (NavDP): STOP, arrival within ``arrival_distance`` (1 m, Euclidean), or stuck (moved < 0.1 m over
-``stuck_window`` steps); truncation at the step limit. Success = final Euclidean distance < ``success_distance``
-(1.5 m) whatever ended the episode; SPL = success · clip(straight-line start→goal / travelled, 0, 1).
+``stuck_window`` steps); truncation at the step limit. Success = final Euclidean distance <
+``success_distance`` (1.5 m) whatever ended the episode; SPL = success · clip(straight-line start→goal /
+travelled, 0, 1).
 """
 
 from __future__ import annotations
