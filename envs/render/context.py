@@ -65,8 +65,8 @@ def create_context(device_index: int | None = None) -> moderngl.Context:
     """The process's headless moderngl context (OpenGL >= 3.3 through EGL), created on first use.
 
     Args:
-        device_index: EGL device to render on (0 = the first; on a GPU machine the GPUs are listed before
-            any software device). None means device 0. The environment variable
+        device_index: EGL device to render on (0 = the first; with glvnd the NVIDIA GPUs are usually listed
+            before Mesa's devices). None means device 0. The environment variable
             ``NAVGYM_EGL_DEVICE`` overrides this argument.
 
     Returns:

@@ -62,12 +62,15 @@ def mask_centroid(mask: np.ndarray) -> tuple[float, float]:
 
 
 def test_frontal_wall_depth_is_exact_everywhere_and_is_z_depth():
-    out = render([wall(-3.0)], CameraSpec(width=96, height=64, modalities=("depth",)))
+    cam = CameraSpec(width=97, height=63, modalities=("rgb", "depth"))  # odd sizes: unpadded rows read back
+    out = render([wall(-3.0, rgb=(250, 20, 20))], cam)
     depth = out["depth"]
-    assert depth.shape == (64, 96, 1) and depth.dtype == np.float32
+    assert depth.shape == (63, 97, 1) and depth.dtype == np.float32
     assert np.abs(depth - 3.0).max() < 0.01
-    # z-depth: the corners (rays ~55 degrees off axis, 5.2 m long) read the same as the centre.
-    assert abs(float(depth[0, 0, 0]) - float(depth[32, 48, 0])) < 0.005
+    # z-depth: the corners (rays 50 degrees off axis, 4.7 m long) read the same as the centre.
+    assert abs(float(depth[0, 0, 0]) - float(depth[31, 48, 0])) < 0.005
+    rgb = out["rgb"].astype(int)
+    assert rgb.shape == (63, 97, 3) and np.all(rgb[..., 0] > 150) and np.all(rgb[..., 1:] < 30)
 
 
 def test_pitched_down_floor_depth_matches_ray_casting():
@@ -187,6 +190,36 @@ def test_render_many_returns_each_camera_and_agrees_with_render():
     assert out["front"]["depth"][24, 32, 0] == pytest.approx(3.5 / math.cos(math.radians(10)), abs=0.05)
     with pytest.raises(ValueError, match="unique"):
         renderer.render_many([front, front], ORIGIN, IDENTITY)
+    renderer.release()
+
+
+def test_habitat_simple_room_renders_a_real_frame(habitat_scenes):
+    io = pytest.importorskip("envs.scenes.io")
+    scene = io.load_scene(habitat_scenes / "simple_room.glb")
+    floor_y = float(scene.bounds()[0, 1]) + 0.21  # top of the 0.2 m floor slab
+    # From a corner of the room, facing the table and the big cube near its centre (yaw -45: towards +x, -z).
+    cam = CameraSpec(width=96, height=96, modalities=ALL)
+    out = render(scene.meshes, cam, position=(-3.0, floor_y, 3.0), rotation=yaw_quat(-45))
+    assert out["rgb"].std() > 20
+    depth = out["depth"]
+    assert np.all(np.isfinite(depth)) and depth.min() >= cam.min_depth and depth.max() <= cam.max_depth
+    hit = depth < cam.max_depth
+    assert 0.3 < hit.mean() < 1.0  # the floor and furniture, and empty space above them
+    assert depth[hit].min() > 1.0  # nothing within a metre of a camera standing in the open
+
+
+def test_generated_house_frames_show_structure():
+    generate = pytest.importorskip("envs.scenes.generate")
+    scene = generate.generate_house(0)
+    room = scene.rooms[0]
+    x, z = (float(v) for v in room.polygon.mean(axis=0))
+    cam = CameraSpec(modalities=ALL)
+    renderer = Renderer(scene)
+    for yaw in (0, 120, 240):
+        out = renderer.render(cam, (x, room.floor_y, z), yaw_quat(yaw))
+        assert out["rgb"].std() > 15
+        assert np.all(out["depth"] < cam.max_depth)  # indoors every ray hits a wall, floor or ceiling
+        assert len(np.unique(out["semantic"])) >= 3 and np.all(out["semantic"] > 0)
     renderer.release()
 
 
