@@ -28,6 +28,8 @@ from envs.datasets.path_analysis import (
 )
 from envs.scenes.scene import Instance, Room, Scene
 
+#: The opening turn faces the path's point this far ahead (metres of arc length); earlier turns are absorbed.
+OPENING_DISTANCE = 1.0
 #: A landmark this close (metres of arc length) to a turn anchors it: "turn left at the red table".
 TURN_ANCHOR_DISTANCE = 1.0
 
@@ -118,13 +120,14 @@ def describe_target(scene: Scene, target: Instance, rng: np.random.Generator, wi
 
 
 def _opening(path, start_yaw: float | None, rng: np.random.Generator) -> str | None:
-    """How to face the first stretch of the path from the start heading, or None when no turn is needed."""
+    """How to face the path's point ``OPENING_DISTANCE`` ahead from the start heading; None when facing it."""
     pts = floor_xz(path)
     if start_yaw is None or len(pts) < 2:
         return None
     s = arc_lengths(pts)
-    k = min(int(np.searchsorted(s, min(1.0, s[-1]))), len(pts) - 1)
-    delta = math.degrees(wrap_angle(heading_yaw(*(pts[k] - pts[0])) - start_yaw))
+    reach = min(OPENING_DISTANCE, float(s[-1]))
+    ahead = np.array([np.interp(reach, s, pts[:, 0]), np.interp(reach, s, pts[:, 1])])
+    delta = math.degrees(wrap_angle(heading_yaw(*(ahead - pts[0])) - start_yaw))
     if abs(delta) > 135.0:
         return _pick(rng, _OPENING["around"])
     if abs(delta) > 45.0:
@@ -207,6 +210,9 @@ def generate_instruction(
     """
     exclude = {target.id} if target is not None else set()
     legs = analyse_path(scene, path, exclude)
+    if start_yaw is not None:
+        for leg in legs:
+            leg.turns = [turn for turn in leg.turns if turn.s >= OPENING_DISTANCE]
     clauses: list[tuple[str, bool]] = []
     opening = _opening(path, start_yaw, rng)
     if opening:

@@ -193,7 +193,11 @@ def _footprint_distance(points: np.ndarray, inst: Instance) -> np.ndarray:
 
 
 def find_landmarks(
-    scene: Scene, path, exclude: set[int] = frozenset(), max_distance: float = LANDMARK_DISTANCE
+    scene: Scene,
+    path,
+    exclude: set[int] = frozenset(),
+    max_distance: float = LANDMARK_DISTANCE,
+    legs: list[Leg] | None = None,
 ) -> list[Landmark]:
     """Objects whose footprint the path passes within ``max_distance`` metres, ordered by closest approach.
 
@@ -202,6 +206,8 @@ def find_landmarks(
         path: (N, 3) waypoints in metres.
         exclude: semantic ids to leave out (the target).
         max_distance: metres.
+        legs: the path's room legs; when given, an object of a room counts only where the path is in that room
+            (an object behind a wall is not passed).
 
     Returns:
         list of :class:`Landmark`; ``side`` is where the object lies relative to the direction of travel.
@@ -215,6 +221,7 @@ def find_landmarks(
         if inst.id in exclude:
             continue
         dist = _footprint_distance(dense, inst)
+        dist[~_points_in_room(scene, inst, s, legs)] = np.inf
         k = int(np.argmin(dist))
         if dist[k] > max_distance:
             continue
@@ -224,12 +231,24 @@ def find_landmarks(
     return sorted(out, key=lambda lm: (lm.s, lm.instance.id))
 
 
+def _points_in_room(scene: Scene, inst: Instance, s: np.ndarray, legs: list[Leg] | None) -> np.ndarray:
+    """Which arc lengths ``s`` lie on legs in the object's room (all of them without legs or a room)."""
+    if legs is None or not 0 <= inst.room < len(scene.rooms):
+        return np.ones(len(s), bool)
+    room = scene.rooms[inst.room]
+    mask = np.zeros(len(s), bool)
+    for leg in legs:
+        if leg.room is room:
+            mask |= (s >= leg.s0 - 1e-9) & (s <= leg.s1 + 1e-9)
+    return mask
+
+
 def analyse_path(scene: Scene, path, exclude: set[int] = frozenset()) -> list[Leg]:
-    """Room legs of a path with their turns and passed landmarks attached (each to the leg it falls in)."""
+    """Room legs of a path with their turns and passed landmarks (objects of the leg's room) attached."""
     legs = room_legs(scene, path)
     for turn in find_turns(path):
         _leg_at(legs, turn.s).turns.append(turn)
-    for lm in find_landmarks(scene, path, exclude):
+    for lm in find_landmarks(scene, path, exclude, legs=legs):
         _leg_at(legs, lm.s).landmarks.append(lm)
     return legs
 
