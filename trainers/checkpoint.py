@@ -9,8 +9,8 @@ On-disk layout::
           state.json           {"format", "version", "step", "time", "extra_state", "optimizer", "scheduler"}
           optimizer.pt         ``optimizer.state_dict()`` (torch.save; read back with ``weights_only=True``)
           scheduler.pt         ``scheduler.state_dict()`` (only when a scheduler was given)
-          rng.json             python ``random`` state and numpy's global bit-generator state
-          rng_torch.safetensors  torch CPU RNG state ("cpu") and one state per CUDA device ("cuda0", ...)
+          rng.json             {"ranks": [state of rank 0, rank 1, ...]}, each from ``capture_rng_state``:
+                               python ``random``, numpy's global bit generator, torch CPU and CUDA states
           config.json, config.yaml   the resolved run config (only when one was given)
       last                     symlink to the newest saved ``<step:06d>`` (``last.txt`` holding its name
                                where the filesystem has no symlinks)
@@ -40,7 +40,6 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
-from safetensors.torch import load_file, save_file
 
 logger = logging.getLogger(__name__)
 
@@ -84,18 +83,24 @@ def _dumps(name: str, value: Any) -> str:
         raise TypeError(f"save_checkpoint: {name} must be JSON-able: {err}") from err
 
 
-def capture_rng_state() -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """Global RNG states: (JSON-able python/numpy states, torch CPU and per-CUDA-device state tensors)."""
+def capture_rng_state() -> dict[str, Any]:
+    """This process's global RNG states as a JSON-able dict (python, numpy, torch CPU, every CUDA device).
+
+    JSON-able so that a DDP run can gather every rank's state with ``all_gather_objects`` before rank 0 saves.
+    """
     version, internal, gauss = random.getstate()
     np_state = np.random.get_state(legacy=False)
     np_state["state"] = {"key": np_state["state"]["key"].tolist(), "pos": int(np_state["state"]["pos"])}
-    tensors = {"cpu": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        tensors.update({f"cuda{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
-    return {"python": [version, list(internal), gauss], "numpy": np_state}, tensors
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
+    return {
+        "python": [version, list(internal), gauss],
+        "numpy": np_state,
+        "torch_cpu": torch.get_rng_state().tolist(),
+        "torch_cuda": [s.tolist() for s in cuda],
+    }
 
 
-def restore_rng_state(state: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+def restore_rng_state(state: dict[str, Any]) -> None:
     """Restores the global RNGs from :func:`capture_rng_state`'s output."""
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
@@ -105,18 +110,14 @@ def restore_rng_state(state: dict[str, Any], tensors: dict[str, torch.Tensor]) -
         "pos": np_state["state"]["pos"],
     }
     np.random.set_state(np_state)
-    torch.set_rng_state(tensors["cpu"])
-    cuda = [
-        tensors[k] for k in sorted((k for k in tensors if k.startswith("cuda")), key=lambda k: int(k[4:]))
-    ]
+    torch.set_rng_state(torch.tensor(state["torch_cpu"], dtype=torch.uint8))
+    cuda = state["torch_cuda"]
     if cuda and torch.cuda.is_available():
         n = torch.cuda.device_count()
         if n != len(cuda):
-            logger.warning(
-                "checkpoint has CUDA RNG states for %d devices, restoring %d", len(cuda), min(n, len(cuda))
-            )
+            logger.warning("RNG state has %d CUDA devices, this process sees %d", len(cuda), n)
         for i, s in enumerate(cuda[:n]):
-            torch.cuda.set_rng_state(s, i)
+            torch.cuda.set_rng_state(torch.tensor(s, dtype=torch.uint8), i)
 
 
 def _unwrap(agent: Any) -> Any:
@@ -137,15 +138,13 @@ def _fsync_tree(root: Path) -> None:
             os.close(fd)
 
 
-def _write_training_state(state_dir: Path, step: int, optimizer, scheduler, extra_state, config) -> None:
+def _write_training_state(state_dir: Path, step: int, optimizer, scheduler, extra_state, config, rng) -> None:
     state_dir.mkdir(parents=True)
     if optimizer is not None:
         torch.save(optimizer.state_dict(), state_dir / "optimizer.pt")
     if scheduler is not None:
         torch.save(scheduler.state_dict(), state_dir / "scheduler.pt")
-    rng_json, rng_tensors = capture_rng_state()
-    (state_dir / "rng.json").write_text(json.dumps(rng_json))
-    save_file(rng_tensors, str(state_dir / "rng_torch.safetensors"))
+    (state_dir / "rng.json").write_text(json.dumps({"ranks": rng or [capture_rng_state()]}))
     if config is not None:
         (state_dir / "config.json").write_text(_dumps("config", config) + "\n")
         (state_dir / "config.yaml").write_text(
@@ -253,6 +252,7 @@ def save_checkpoint(
     extra_state: dict[str, Any] | None = None,
     config: Any = None,
     keep_last: int | None = None,
+    rng_states: list[dict[str, Any]] | None = None,
 ) -> Path:
     """Writes ``<run>/checkpoints/<step:06d>`` atomically and points ``last`` at it.
 
@@ -266,6 +266,9 @@ def save_checkpoint(
         config: The resolved run config (dict or OmegaConf), saved as JSON and YAML.
         keep_last: When given, keep only this many most recent complete checkpoints (by step; the one just
             written is always kept).
+        rng_states: Every rank's RNG state, ordered by rank, under DDP: every rank calls
+            ``all_gather_objects(capture_rng_state())`` and rank 0 passes the result. Default: this process's
+            state only.
 
     Returns:
         The checkpoint folder.
@@ -283,9 +286,8 @@ def save_checkpoint(
     try:
         (tmp / "agent").mkdir()
         _unwrap(agent).save(tmp / "agent")
-        _write_training_state(
-            tmp / "training_state", step, optimizer, scheduler, extra_state, _plain_config(config)
-        )
+        training = (step, optimizer, scheduler, extra_state, _plain_config(config), rng_states)
+        _write_training_state(tmp / "training_state", *training)
         _fsync_tree(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -323,6 +325,7 @@ def load_checkpoint(
     optimizer: torch.optim.Optimizer | None = None,
     scheduler: Any = None,
     restore_rng: bool = True,
+    rank: int = 0,
 ) -> CheckpointState:
     """Reads a checkpoint, restoring the given optimiser and scheduler in place and the global RNGs.
 
@@ -332,6 +335,7 @@ def load_checkpoint(
         scheduler: Scheduler to restore, or None.
         restore_rng: Restore python, numpy, torch CPU and CUDA RNG states so the next draws equal those the
             saving run would have made.
+        rank: Whose saved RNG state to restore (this process's rank under DDP).
 
     Returns:
         The step, extra state, config and agent folder (rebuild the agent with ``Agent.load(state.agent_dir)``
@@ -350,8 +354,16 @@ def load_checkpoint(
             raise FileNotFoundError(f"{file}: missing; this checkpoint was saved without a {name}")
         obj.load_state_dict(torch.load(file, map_location="cpu", weights_only=True))
     if restore_rng:
-        rng = json.loads((state_dir / "rng.json").read_text())
-        restore_rng_state(rng, load_file(str(state_dir / "rng_torch.safetensors")))
+        ranks = json.loads((state_dir / "rng.json").read_text())["ranks"]
+        if rank >= len(ranks):
+            logger.warning(
+                "%s holds RNG states of %d ranks; rank %d uses rank %d's",
+                path,
+                len(ranks),
+                rank,
+                rank % len(ranks),
+            )
+        restore_rng_state(ranks[rank % len(ranks)])
     config_file = state_dir / "config.json"
     config = json.loads(config_file.read_text()) if config_file.is_file() else None
     return CheckpointState(path, int(meta["step"]), meta["extra_state"], config, path / "agent")

@@ -13,7 +13,13 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from trainers.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
+from trainers.checkpoint import (
+    capture_rng_state,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 HERE = Path(__file__).resolve().parent
 
@@ -90,6 +96,22 @@ def test_save_load_resumes_exactly(tmp_path):
     assert [train_step(agent2, opt2, sched2) for _ in range(3)] == expected_losses
     assert all(torch.equal(a, b) for a, b in zip(agent2.parameters(), expected_params, strict=True))
     assert "lr: 0.01" in (path / "training_state" / "config.yaml").read_text()
+
+
+def test_each_rank_resumes_its_own_rng_stream(tmp_path, caplog):
+    agent, opt, _ = make_training()
+    states, expected = [], []
+    for rank in range(2):  # what all_gather_objects(capture_rng_state()) returns under DDP
+        torch.manual_seed(rank), np.random.seed(rank), random.seed(rank)
+        states.append(json.loads(json.dumps(capture_rng_state())))
+        expected.append(draws())
+    save_checkpoint(tmp_path, 1, agent, opt, rng_states=states)
+    for rank in (1, 0):
+        load_checkpoint(tmp_path, rank=rank)
+        assert draws() == expected[rank]
+    load_checkpoint(tmp_path, rank=3)  # more ranks than saved: warned, rank 3 % 2
+    assert draws() == expected[1]
+    assert "RNG states of 2 ranks" in caplog.text
 
 
 def test_last_pointer_pruning_and_stale_temp_folders(tmp_path):

@@ -216,22 +216,39 @@ class TrajectoryStore:
         return self.root / "index.jsonl"
 
     def _open_root(self) -> None:
-        marker = self.root / "store.json"
         if self.root.exists() and not self.root.is_dir():
             raise NotADirectoryError(f"TrajectoryStore root {self.root} is a file; expected a directory")
-        if marker.is_file():
-            info = json.loads(marker.read_text())
-            if info.get("format") != FORMAT or info.get("version") != VERSION:
-                raise ValueError(f"{marker}: expected format {FORMAT!r} version {VERSION}, got {info}")
+        if self._check_marker():
             return
         if self.readonly:
-            raise FileNotFoundError(f"No trajectory store at {self.root} (expected {marker})")
-        if self.root.is_dir() and any(self.root.iterdir()):
+            raise FileNotFoundError(
+                f"No trajectory store at {self.root} (expected {self.root / 'store.json'})"
+            )
+        self._check_empty()
+        self.root.mkdir(parents=True, exist_ok=True)
+        with self._writer_lock():  # several processes may create the same store at once
+            if not self._check_marker():
+                self._check_empty()
+                self._index_path.touch()
+                _atomic_write(
+                    self.root / "store.json", json.dumps({"format": FORMAT, "version": VERSION}).encode()
+                )
+
+    def _check_empty(self) -> None:
+        if self.root.is_dir() and any(p.name != ".lock" for p in self.root.iterdir()):
             raise ValueError(
                 f"{self.root} is a non-empty directory without store.json; not a trajectory store"
             )
-        _atomic_write(marker, json.dumps({"format": FORMAT, "version": VERSION}).encode())
-        self._index_path.touch()
+
+    def _check_marker(self) -> bool:
+        """True when ``store.json`` exists and names this format; raises when it names another."""
+        marker = self.root / "store.json"
+        if not marker.is_file():
+            return False
+        info = json.loads(marker.read_text())
+        if info.get("format") != FORMAT or info.get("version") != VERSION:
+            raise ValueError(f"{marker}: expected format {FORMAT!r} version {VERSION}, got {info}")
+        return True
 
     def refresh(self) -> int:
         """Reads index lines committed since the last refresh; returns how many episodes became visible."""
