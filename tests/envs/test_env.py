@@ -1,4 +1,4 @@
-"""The Gymnasium environments on a tiny generated dataset: checks, determinism, termination, experts, errors."""
+"""The Gymnasium environments on a tiny generated dataset: checks, determinism, termination, errors."""
 
 import gzip
 import json
