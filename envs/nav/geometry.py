@@ -1,0 +1,60 @@
+"""Yaw, heading and quaternion conventions of the world frame (Habitat's: y up, the agent looks along -z).
+
+Yaw is the rotation about +y in radians: yaw 0 looks along -z and positive yaw turns left (counter-clockwise
+seen from above), so the heading vector is ``(-sin(yaw), 0, -cos(yaw))``. Quaternions are ``[x, y, z, w]``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+#: Largest accepted deviation of a quaternion's norm from 1.
+UNIT_TOLERANCE = 1e-3
+
+
+def wrap_angle(angle: float) -> float:
+    """The angle (radians) wrapped to [-pi, pi)."""
+    return (float(angle) + math.pi) % (2 * math.pi) - math.pi
+
+
+def heading_vector(yaw: float) -> np.ndarray:
+    """(2,) unit (dx, dz) direction the agent looks along at ``yaw`` (radians)."""
+    return np.array([-math.sin(yaw), -math.cos(yaw)])
+
+
+def yaw_of_direction(dx: float, dz: float) -> float:
+    """The yaw (radians) whose heading points along the x-z direction (dx, dz)."""
+    return math.atan2(-dx, -dz)
+
+
+def quaternion_from_yaw(yaw: float) -> np.ndarray:
+    """(4,) float32 unit quaternion [x, y, z, w] of a rotation by ``yaw`` radians about +y."""
+    if not math.isfinite(yaw):
+        raise ValueError(f"yaw must be a finite number of radians, got {yaw!r}")
+    return np.array([0.0, math.sin(yaw / 2), 0.0, math.cos(yaw / 2)], np.float32)
+
+
+def yaw_from_quaternion(q) -> float:
+    """The yaw (radians, in [-pi, pi)) of the heading that quaternion ``q`` [x, y, z, w] gives the agent.
+
+    For a pure rotation about +y this is the rotation angle; for a tilted rotation it is the yaw of the
+    rotated -z axis projected on the x-z plane.
+
+    Raises:
+        ValueError: ``q`` is not 4 finite numbers of unit norm (within 1e-3), or it looks straight up or down.
+    """
+    arr = np.asarray(q, dtype=np.float64)
+    if arr.shape != (4,) or not np.all(np.isfinite(arr)):
+        raise ValueError(f"rotation must be 4 finite numbers [x, y, z, w], got {q!r}")
+    norm = float(np.linalg.norm(arr))
+    if abs(norm - 1.0) > UNIT_TOLERANCE:
+        raise ValueError(f"rotation quaternion [x, y, z, w] must have unit norm, got {q!r} (norm {norm:.6f})")
+    x, y, z, w = arr / norm
+    # Rotated -z axis: the third column of the rotation matrix, negated.
+    fx = -(2 * (x * z + w * y))
+    fz = -(1 - 2 * (x * x + y * y))
+    if math.hypot(fx, fz) < 1e-9:
+        raise ValueError(f"rotation {q!r} looks straight up or down: its yaw is undefined")
+    return wrap_angle(math.atan2(-fx, -fz))
