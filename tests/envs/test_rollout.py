@@ -86,9 +86,8 @@ def test_videos_are_written(tiny_dataset, tmp_path):
     results = rollout(env, StopAfterPolicy(5), n_episodes=2, seed=0, video_dir=tmp_path, n_videos=1)
     assert results[0].video is not None and results[1].video is None
     frames = imageio.mimread(results[0].video)
-    assert (
-        len(frames) == 7 and frames[0].ndim == 3
-    )  # the reset frame + 6 actions (5 turns, STOP) and frames[0].std() > 1.0
+    # The reset frame + 6 actions (5 turns, STOP).
+    assert len(frames) == 7 and frames[0].ndim == 3 and frames[0].std() > 1.0
     assert not list(tmp_path.glob("*.tmp*"))
     env.close()
 
