@@ -258,6 +258,17 @@ def test_camera_spec_intrinsics_and_fov():
         cam.view_matrix(ORIGIN, (0, 0, 0, 0))
 
 
+def test_camera_spec_is_a_structured_config():
+    omegaconf = pytest.importorskip("omegaconf")
+    schema = omegaconf.OmegaConf.structured(CameraSpec)
+    cam = omegaconf.OmegaConf.to_object(
+        omegaconf.OmegaConf.merge(schema, {"width": 64, "modalities": ["depth"]})
+    )
+    assert isinstance(cam, CameraSpec) and cam.width == 64 and cam.modalities == ("depth",)
+    with pytest.raises(omegaconf.errors.ConfigKeyError):
+        omegaconf.OmegaConf.merge(schema, {"widht": 64})
+
+
 # --- context ------------------------------------------------------------------------------------------------
 
 
