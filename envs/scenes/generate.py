@@ -163,13 +163,18 @@ def _floor(mb: MeshBuilder, rng: np.random.Generator, cell: Cell, material: tupl
             mb.add(quad_y(xs[k], xs[k + 1], z0, z1, 0.0), shade(rgb, tone), sid)
 
 
-def _structure(rng, cells, doors, names, paints, floors, opts) -> tuple[SceneMesh, dict[int, Instance]]:
+def _outline(cells: list[Cell]) -> Cell:
+    """The rectangle of the whole house."""
+    return Cell(
+        min(c.x0 for c in cells), min(c.z0 for c in cells), max(c.x1 for c in cells), max(c.z1 for c in cells)
+    )
+
+
+def _structure(rng, cells, doors, paints, floors, opts) -> tuple[SceneMesh, dict[int, Instance]]:
     """Floors, walls and ceilings of every room, with their instances (ids from 1, three per room)."""
     mb = MeshBuilder()
     instances: dict[int, Instance] = {}
-    house = Cell(
-        min(c.x0 for c in cells), min(c.z0 for c in cells), max(c.x1 for c in cells), max(c.z1 for c in cells)
-    )
+    house = _outline(cells)
     half, height = opts.wall_thickness / 2, opts.wall_height
     for i, cell in enumerate(cells):
         sid = 3 * i + 1
@@ -198,19 +203,14 @@ def _furniture(rng, cells, doors, types, opts, first_id) -> tuple[SceneMesh, dic
     mb = MeshBuilder()
     instances: dict[int, Instance] = {}
     half = opts.wall_thickness / 2
-    house = (
-        min(c.x0 for c in cells),
-        min(c.z0 for c in cells),
-        max(c.x1 for c in cells),
-        max(c.z1 for c in cells),
-    )
+    house = _outline(cells)
     sid = first_id
     for i, cell in enumerate(cells):
         rect = (cell.x0, cell.z0, cell.x1, cell.z1)
         zones = [door_zone(rect, d.axis, d.coord, d.lo, d.hi) for d in doors if i in (d.a, d.b)]
         inner = (cell.x0 + half, cell.z0 + half, cell.x1 - half, cell.z1 - half)
         objects: list[PlacedObject] = furnish_room(rng, types[i], inner, zones) if opts.furnish else []
-        outer = (cell.z0 == house[1], cell.x0 == house[0], cell.z1 == house[3], cell.x1 == house[2])
+        outer = (cell.z0 == house.z0, cell.x0 == house.x0, cell.z1 == house.z1, cell.x1 == house.x1)
         windows, pictures = decorate_room(rng, inner, outer, zones, objects)
         for obj in objects + windows + (pictures if opts.furnish else []):
             for part, rgb in obj.parts:
@@ -271,7 +271,7 @@ def generate_house(seed: int, n_rooms: int | None = None, **options) -> Scene:
     names = room_names(types)
     paints = [list(WALL_COLORS)[k] for k in rng.choice(len(WALL_COLORS), n, replace=False)]
     floors = [FLOOR_MATERIALS[k] for k in rng.choice(len(FLOOR_MATERIALS), n, replace=False)]
-    structure, instances = _structure(rng, cells, doors, names, paints, floors, opts)
+    structure, instances = _structure(rng, cells, doors, paints, floors, opts)
     meshes = [structure]
     furniture, objects = _furniture(rng, cells, doors, types, opts, first_id=3 * n + 1)
     if len(furniture.faces):
