@@ -23,6 +23,8 @@ from envs.nav import (
     try_move,
     yaw_from_quaternion,
 )
+from envs.scenes.generate import generate_house
+from envs.scenes.io import load_scene
 from envs.scenes.scene import Scene, SceneMesh
 
 CELL = 0.05
@@ -382,7 +384,24 @@ def test_follower_reaches_goals_through_the_door_without_oscillating():
         assert travelled <= 1.15 * geodesic
 
 
-# ---------------------------------------------------------------- Habitat top-down map
+# ---------------------------------------------------------------- real scenes
+
+
+def test_generated_house_is_one_walkable_region_with_finite_geodesics():
+    grid = NavGrid.from_scene(generate_house(1))
+    largest = (grid.region == grid.largest_region).sum() * CELL**2
+    assert largest > 0.95 * grid.navigable_area_m2  # the rest: islands inside tall closed furniture
+    solver, rng = GeodesicSolver(grid), np.random.default_rng(0)
+    for _ in range(5):
+        a, b = grid.sample_navigable_point(rng), grid.sample_navigable_point(rng)
+        assert math.dist(a[[0, 2]], b[[0, 2]]) - 1e-6 <= solver.geodesic_distance(a, b) < math.inf
+
+
+def test_grid_of_habitat_simple_room_glb(habitat_scenes):
+    grid = NavGrid.from_scene(load_scene(habitat_scenes / "simple_room.glb"))
+    floor_y = np.nanmedian(grid.floor_y[grid.navigable])
+    assert floor_y == pytest.approx(0.145, abs=0.01)  # the top of the floor slab, not its underside
+    assert 85.0 < grid.navigable_area_m2 < 10.5 * 10.8  # the floor less its border and the furniture
 
 
 def test_from_mask_on_habitat_topdown_map(habitat_scenes):
