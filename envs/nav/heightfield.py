@@ -8,9 +8,10 @@ heightfield, which builds Habitat's navmesh):
    tops) never carry a floor.
 2. **Level.** ``level_y`` defaults to the area-weighted mode of the walkable face heights (0.05 m bins); when
    several bins hold at least half of the largest bin's area, the lowest wins (a roof slab's top surface has
-   the area of the floor below it). Faces entirely above ``level_y + max_step + height`` or entirely below
-   ``level_y - height`` cannot affect this level and are skipped.
-3. **Surface sampling.** Every kept face is sampled on a barycentric lattice whose spacing is at most
+   the area of the floor below it).
+3. **Surface sampling.** Faces are split by longest-edge bisection until no edge exceeds 32 sample spacings;
+   pieces entirely above ``level_y + max_step + height`` or below ``level_y - height`` cannot affect this
+   level and are dropped. Each piece is sampled on a barycentric lattice whose spacing is at most
    ``cell_size / 2`` (``n = ceil(longest edge / spacing)`` subdivisions, ``(n+1)(n+2)/2`` points, vectorised
    per subdivision count), so every cell a face crosses receives samples.
 4. **Floor.** Per cell, the floor height is the highest walkable sample at or below ``level_y + max_step``.
@@ -22,9 +23,10 @@ heightfield, which builds Habitat's navmesh):
    Euclidean distance from its centre to the nearest blocked cell centre (or the grid border) is at least
    ``radius + cell_size / 2``, i.e. the agent's disc centred on the cell does not reach a blocked cell.
 
-Limitation: sampling sees surfaces, not volumes, so the inside of a closed solid thicker than about
-``2 * (radius + cell_size)`` (a very thick wall) can survive as a small navigable island. Such islands form
-their own regions and are never reached from, nor sampled in, the largest region.
+Limitation: sampling sees surfaces, not volumes, so the inside of a closed solid wider than about
+``2 * (radius + cell_size)`` whose top is above the agent (a tall wardrobe, a very thick wall) survives as a
+small navigable island, as it does in a Recast navmesh. Such islands are regions of their own: they are never
+reached from, nor sampled in, the largest region.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 #: Width (m) of the height bins used to find the dominant floor level.
 LEVEL_BIN_M = 0.05
+#: Largest grid (rows x columns) built from a scene.
+MAX_CELLS = 50_000_000
 #: Faces are split until no edge is longer than this many sample spacings.
 _SPLIT_SPACINGS = 32
 #: Largest number of sample points materialised at once (bounds memory on big scans).
@@ -76,7 +80,7 @@ def dominant_level(tris: np.ndarray, walkable: np.ndarray, areas: np.ndarray) ->
     heights = tris[walkable, :, 1].mean(axis=1)
     weights = areas[walkable]
     bins = np.floor(heights / LEVEL_BIN_M).astype(np.int64)
-    keys, inverse = np.unique(bins, return_inverse=True)
+    _, inverse = np.unique(bins, return_inverse=True)
     totals = np.bincount(inverse, weights=weights)
     chosen = int(np.flatnonzero(totals >= 0.5 * totals.max())[0])
     in_bin = inverse == chosen
@@ -158,6 +162,10 @@ def rasterize(tris: np.ndarray, body, cell_size: float, level_y: float | None) -
         ValueError: no walkable face at all, or none near the level.
     """
     tris = np.asarray(tris, dtype=np.float64)
+    finite = np.isfinite(tris).all(axis=(1, 2))
+    if not finite.all():
+        logger.warning("ignoring %d triangles with non-finite corners", int((~finite).sum()))
+        tris = tris[finite]
     normals, areas = face_normals_areas(tris)
     walkable = normals[:, 1] >= math.cos(math.radians(body.max_slope)) - 1e-9
     if not walkable.any():
@@ -170,9 +178,14 @@ def rasterize(tris: np.ndarray, body, cell_size: float, level_y: float | None) -
     others = split_long_edges(tris[~walkable], piece, y_range)
     if not len(floors):
         raise ValueError(f"it has no walkable faces near the level y={level_y:.2f} m")
-    corners = np.concatenate([floors, others]).reshape(-1, 3)[:, [0, 2]]
+    corners = floors.reshape(-1, 3)[:, [0, 2]]  # cells beyond the floor are blocked whatever is there
     lo, hi = corners.min(axis=0), corners.max(axis=0)
     shape = tuple(max(1, math.ceil((hi[k] - lo[k]) / cell_size - 1e-6)) for k in (1, 0))
+    if shape[0] * shape[1] > MAX_CELLS:
+        raise ValueError(
+            f"its floor spans {hi[0] - lo[0]:.1f} x {hi[1] - lo[1]:.1f} m, more than {MAX_CELLS} cells of "
+            f"{cell_size} m (use a larger cell_size or check the scene's scale)"
+        )
     origin = (float(lo[0] + cell_size / 2), float(lo[1] + cell_size / 2))
     floor, obstacle = _classify(floors, others, shape, lo, cell_size, level_y, body)
     blocked = np.isnan(floor) | obstacle | _cliffs(floor, body.max_step)
@@ -183,11 +196,15 @@ def rasterize(tris: np.ndarray, body, cell_size: float, level_y: float | None) -
     return Heightfield(origin=origin, floor_y=floor.astype(np.float32), navigable=navigable, level_y=level_y)
 
 
-def _cells(pts: np.ndarray, shape, lo: np.ndarray, cell_size: float) -> np.ndarray:
-    """Flat cell index (N,) of x-z sample positions."""
-    i = np.clip(((pts[:, 2] - lo[1]) / cell_size).astype(np.int64), 0, shape[0] - 1)
-    j = np.clip(((pts[:, 0] - lo[0]) / cell_size).astype(np.int64), 0, shape[1] - 1)
-    return i * shape[1] + j
+def _cells(pts: np.ndarray, shape, lo: np.ndarray, cell_size: float) -> tuple[np.ndarray, np.ndarray]:
+    """Flat cell index of the x-z sample positions on the grid, and the (N,) mask of those samples."""
+    i = np.floor((pts[:, 2] - lo[1]) / cell_size).astype(np.int64)
+    j = np.floor((pts[:, 0] - lo[0]) / cell_size).astype(np.int64)
+    # A sample on the far border belongs to the last cell.
+    i[i == shape[0]] = shape[0] - 1
+    j[j == shape[1]] = shape[1] - 1
+    inside = (i >= 0) & (i < shape[0]) & (j >= 0) & (j < shape[1])
+    return (i * shape[1] + j)[inside], inside
 
 
 def _classify(floors, others, shape, lo, cell_size, level_y, body) -> tuple[np.ndarray, np.ndarray]:
@@ -196,13 +213,14 @@ def _classify(floors, others, shape, lo, cell_size, level_y, body) -> tuple[np.n
     floor = np.full(n_cells, -np.inf)
     spacing = cell_size / 2
     for pts in sample_surfaces(floors, spacing):
-        low = pts[:, 1] <= level_y + body.max_step
-        np.maximum.at(floor, _cells(pts[low], shape, lo, cell_size), pts[low, 1])
+        pts = pts[pts[:, 1] <= level_y + body.max_step]
+        cell, inside = _cells(pts, shape, lo, cell_size)
+        np.maximum.at(floor, cell, pts[inside, 1])
     obstacle = np.zeros(n_cells, dtype=bool)
     for part in (floors, others):
         for pts in sample_surfaces(part, spacing):
-            cell = _cells(pts, shape, lo, cell_size)
-            height = pts[:, 1] - floor[cell]
+            cell, inside = _cells(pts, shape, lo, cell_size)
+            height = pts[inside, 1] - floor[cell]
             obstacle[cell[(height > body.max_step) & (height <= body.height)]] = True
     floor[np.isneginf(floor)] = np.nan
     return floor.reshape(shape), obstacle.reshape(shape)
