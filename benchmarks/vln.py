@@ -437,7 +437,7 @@ def evaluate(
 
     Episodes are sharded across ranks when ``torch.distributed`` is initialised (every rank must call this;
     with NCCL each rank must have set its CUDA device). The benchmark of the last call is kept, so repeated
-    evaluations on the same split do not reload the scenes.
+    evaluations of the same split (any ``n_episodes``) do not reload the scenes.
 
     Args:
         agent: an agent (``reset``/``act``); its mode (train/eval) is restored afterwards.
@@ -455,19 +455,13 @@ def evaluate(
         are the per-episode dicts of the module docstring, in episode order, identical on every rank.
     """
     source = id(episodes) if isinstance(episodes, R2RDataset) else str(Path(episodes).resolve())
-    key = (source, str(scenes_dir), n_episodes, seed, width, height, n_videos)
+    key = (source, str(scenes_dir))
     bench = _CACHE.get(key)
     if bench is None:
         for old in _CACHE.values():
             old.close()
         _CACHE.clear()
-        bench = _CACHE[key] = VLNBenchmark(
-            episodes,
-            scenes_dir=scenes_dir,
-            n_episodes=n_episodes,
-            seed=seed,
-            width=width,
-            height=height,
-            n_videos=n_videos,
-        )
+        bench = _CACHE[key] = VLNBenchmark(episodes, scenes_dir=scenes_dir)
+    bench.episode_ids = select_episodes(bench.dataset, None, n_episodes)
+    bench.seed, bench.width, bench.height, bench.n_videos = int(seed), width, height, int(n_videos)
     return bench.run(agent, video_dir=video_dir, progress=progress, deterministic=deterministic)

@@ -1,0 +1,98 @@
+"""The System-1 (visual navigation) benchmark: PointNav, ImageNav and no-goal exploration, NavDP protocol.
+
+Follows the InternVLA-N1 System-1 benchmark of the NavDP repository (anchors Part A §5, Part B §3.1) on the
+embedded simulator:
+
+- **Episodes**: fixed start/goal pairs per scene, here the episodes of a dataset split (``start_position``,
+  ``start_rotation``, first goal) in file order, optionally cut to ``n_episodes`` or an ``episode_ids`` list.
+  The dataset generator samples them deterministically per scene from its seed, as NavDP's
+  ``*_start_goal_pairs.npy`` files fix them. Exploration uses the starts and ignores the goals.
+- **Termination** (the task's, :mod:`envs.tasks.pointnav`): STOP, arrival (Euclidean distance < 1 m), stuck
+  (moved < 0.1 m over 30 steps) or the step limit (timeout).
+- **Metrics** per episode: ``success`` (final Euclidean distance < 1.5 m whatever ended the episode),
+  ``spl`` (success · clip(straight-line start-goal / travelled, 0, 1)), ``navigation_error`` (Euclidean, m),
+  ``distance_to_goal`` (geodesic, m), ``path_length``, ``steps``, ``collisions`` (steps that slid along an
+  obstacle), and from the benchmark ``stuck`` and ``timeout`` (0/1, so their means are the stuck and
+  timeout rates); exploration reports ``explored_area`` (m², 0.1 m cells) instead of success and SPL.
+- **Differences from NavDP**: control is synchronous (one plan, one action), so planner latency is not part of
+  the score; the body and cameras are NavGym's (HFOV and size configurable); arrival, stuck and success radii
+  are the task config's.
+
+**Agents.** Anything :func:`envs.rollout.rollout` runs: an agent with ``reset(n_envs)`` and
+``act(obs, deterministic)`` on batched observations. Built-in comparison policies that need no weights: the
+``expert`` (shortest-path follower on the navigability grid; goal tasks only) and ``random``.
+
+**How the learned System-1 baselines plug in.** Each is an agent in ``agents/baselines/<name>/``
+(registered in ``AGENTS``, a config dataclass with ``name``, weights read by the agent from a local file named
+in its config, never downloaded) that reads the observation keys of its task and declares its action
+interface:
+
+- discrete agents (``DD-PPO``: depth + ``pointgoal`` (distance, angle)) return (B,) action ids, as VLN
+  agents do, and may STOP;
+- waypoint agents set the class attributes ``action_mode = "waypoint"`` and ``n_waypoints`` and return
+  (B, n_waypoints, 3) ``(dx forward m, dy left m, dyaw rad)`` in the agent frame, which the simulator's
+  velocity-limited controller follows: ``iPlanner`` / ``ViPlanner`` (depth [+ semantics] + ``pointgoal``,
+  keypoints resampled to ``n_waypoints``), ``GNM`` / ``ViNT`` / ``NoMaD`` (``rgb`` context frames kept in
+  the agent's per-env state + ``imagegoal``; no goal for exploration) and ``NavDP`` (RGB history + depth,
+  any goal). As in NavDP, their episodes end by arrival, stuck or timeout (there is no STOP).
+
+The benchmark then runs them unchanged: ``python benchmarks/run.py agent=<name> checkpoint=<dir>
+benchmark=system1_pointnav``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from benchmarks.vln import EpisodeBenchmark, agent_label
+from envs.env import NavEnv
+from envs.rollout import EpisodeResult
+
+#: Tasks of the System-1 benchmark.
+SYSTEM1_TASKS = ("pointnav", "imagenav", "explore")
+#: Per-episode measures of the goal tasks (the means of ``stuck`` / ``timeout`` are rates).
+GOAL_METRICS = (
+    "success",
+    "spl",
+    "navigation_error",
+    "path_length",
+    "steps",
+    "collisions",
+    "stuck",
+    "timeout",
+)
+#: Per-episode measures of exploration.
+EXPLORE_METRICS = ("explored_area", "path_length", "steps", "collisions", "stuck", "timeout")
+
+
+class System1Benchmark(EpisodeBenchmark):
+    """The System-1 benchmark on one task; arguments as :class:`benchmarks.vln.EpisodeBenchmark`.
+
+    The action mode follows the agent: ``agent.action_mode`` (``discrete`` by default or ``waypoint``) and
+    ``agent.n_waypoints`` (default 4).
+    """
+
+    tasks = SYSTEM1_TASKS
+
+    def env_kwargs(self, agent: Any) -> dict[str, Any]:
+        """Camera and step limit as VLN, plus the agent's action mode."""
+        kwargs = super().env_kwargs(agent)
+        kwargs["action_mode"] = str(getattr(agent, "action_mode", "discrete"))
+        kwargs["n_waypoints"] = int(getattr(agent, "n_waypoints", 4))
+        return kwargs
+
+    def env_for(self, agent: Any) -> NavEnv:
+        """The environment; rejects the expert on exploration, which has no goal to follow."""
+        if self.task == "explore" and agent_label(agent) == "expert":
+            raise ValueError(
+                f"benchmark {self.name!r}: the expert follows a shortest path to a goal and the explore "
+                "task has none; use random or a learned exploration agent"
+            )
+        return super().env_for(agent)
+
+    def record(self, result: EpisodeResult, termination: str) -> dict[str, Any]:
+        """The VLN record plus ``stuck`` / ``timeout`` flags in the metrics."""
+        out = super().record(result, termination)
+        out["metrics"]["stuck"] = float(termination == "stuck")
+        out["metrics"]["timeout"] = float(termination == "timeout")
+        return out
