@@ -1,0 +1,394 @@
+"""The trainer template: ``learn() = rounds of { collect ; train epochs ; evaluate ; checkpoint }``.
+
+A trainer owns where batches come from (the data regime); the agent owns the model and its loss
+(``Agent.loss(batch) -> (loss, info)`` on padded whole trajectories). Subclasses declare ``name`` (the
+registry key, equal to their config's ``name`` and to ``configs/trainer/<name>.yaml``) and ``config_class``,
+and say which rounds to run (:meth:`Trainer.rounds`); :meth:`Trainer.collect` brings a round's episodes in.
+
+Run folder (``TrainConfig.run_dir``)::
+
+    config.yaml  metrics.jsonl  train.log  store/  checkpoints/<step:06d>/{agent/,training_state/}  eval/
+
+Under ``torchrun`` every rank trains on its share of each epoch's batches with the loss module wrapped in DDP,
+collects and evaluates its share of the episodes (appending to the shared store, whose writer lock makes
+that safe; evaluation records are gathered), and rank 0 alone logs and writes checkpoints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from hydra.utils import instantiate
+from torch import nn
+
+from agents.base import AGENTS, Agent, make_agent
+from agents.registry import Registry
+from envs.datasets.r2r import load_episodes
+from envs.render import CameraSpec
+from trainers import distributed
+from trainers.checkpoint import capture_rng_state, latest_checkpoint, load_checkpoint, save_checkpoint
+from trainers.config import TrainConfig, to_dict
+from trainers.data.collect import BlankedInputs
+from trainers.data.dataset import LengthBucketBatchSampler, TrajectoryDataset, blank_inputs, make_loader
+from trainers.data.store import TrajectoryStore
+from trainers.logging import MetricsLogger
+
+logger = logging.getLogger(__name__)
+
+TRAINERS: Registry[type[Trainer]] = Registry("trainer")
+
+
+@dataclass
+class Round:
+    """One round of a schedule: collect ``n_episodes`` with expert probability ``beta``, train ``epochs``."""
+
+    index: int
+    beta: float
+    n_episodes: int | None
+    epochs: int
+
+
+@dataclass
+class TrainerState:
+    """The trainer's resumable position (saved as the checkpoint's ``extra_state``).
+
+    Attributes:
+        round: current round index. collected: its collection is complete.
+        epoch: epochs finished in the current round. batch: batches finished in the current epoch.
+        step: optimiser steps so far. epochs_total: epochs finished overall (seeds the batch order).
+        samples: valid trajectory steps trained on so far.
+    """
+
+    round: int = 0
+    collected: bool = False
+    epoch: int = 0
+    batch: int = 0
+    step: int = 0
+    epochs_total: int = 0
+    samples: int = 0
+
+
+class LossModule(nn.Module):
+    """``forward(batch) = agent.loss(batch)``: the module DDP wraps, so gradients are averaged over ranks."""
+
+    def __init__(self, agent: Agent) -> None:
+        super().__init__()
+        self.agent = agent
+
+    def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
+        """The agent's imitation loss on a padded batch of whole trajectories."""
+        return self.agent.loss(batch)
+
+
+class Trainer:
+    """Base trainer; see the module docstring. Build with a validated :class:`TrainConfig`."""
+
+    name: ClassVar[str]
+    config_class: ClassVar[type]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        default = getattr(getattr(cls, "config_class", None), "name", None)
+        if not isinstance(getattr(cls, "name", None), str) or default != cls.name:
+            raise TypeError(
+                f"{cls.__name__} must declare `name` and a `config_class` whose name defaults to it"
+            )
+
+    def __init__(self, config: TrainConfig, info: distributed.DistInfo | None = None) -> None:
+        if not isinstance(config.trainer, self.config_class):
+            raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__} as config.trainer")
+        self.cfg, self.tcfg = config, config.trainer
+        self.info = info or distributed.init_distributed(device=_device(config.device))
+        self.data_dir = Path(config.data.dir)
+        self.run_dir = Path(config.run_dir)
+        self.store_dir = Path(config.data.store or self.run_dir / "store")
+        self.camera = CameraSpec(width=config.data.width, height=config.data.height, hfov=config.data.hfov)
+        self.state = TrainerState()
+        self.blank = tuple(config.ablation.blank)
+        self._train_env = None
+        self._saved: dict[str, Any] | None = None
+        self._benchmarks: dict[int | None, Any] = {}
+
+    # ------------------------------------------------------------------------------ the schedule (subclasses)
+    def rounds(self) -> list[Round]:
+        """The rounds to run, in order."""
+        raise NotImplementedError
+
+    def collect(self, round: Round) -> dict[str, float]:
+        """Bring ``round``'s episodes into the store, skipping slots already there; returns ``collect/*``.
+
+        The environment's expert acts with probability ``round.beta``, else the agent (sampled actions);
+        every step is labelled with the expert's action (:mod:`trainers.data.collect`). Ranks collect
+        disjoint slots.
+        """
+        from trainers.data.collect import collect, episode_plan, make_env
+
+        if self._train_env is None:
+            d = self.cfg.data
+            self._train_env = make_env(
+                self.data_dir, d.train_split, d.width, d.height, d.hfov, max_episode_steps=d.max_episode_steps
+            )
+        env, info = self._train_env, self.info
+        ids = [ep.episode_id for ep in env.dataset.episodes]
+        plan = episode_plan(ids, round.n_episodes, self.cfg.seed, round.index)
+        start = time.perf_counter()
+        results = collect(
+            env, TrajectoryStore(self.store_dir), plan, round.index, round.beta,
+            agent=self.policy() if round.beta < 1.0 else None, seed=self.cfg.seed,
+            store_frames=self.cfg.data.store_frames, rank=info.rank, world_size=info.world_size,
+            progress=info.is_main,
+        )  # fmt: skip
+        mine = [
+            len(results),
+            sum(len(r.actions) for r in results),
+            sum(r.metrics["success"] for r in results),
+        ]
+        n, steps, success = (sum(col) for col in zip(*distributed.all_gather_objects(mine), strict=True))
+        # Training after a collection does not depend on how much of it an interrupted run had done.
+        distributed.seed_everything(self.cfg.seed + 7919 * (round.index + 1), info.rank)
+        metrics = {"collect/round": round.index, "collect/beta": round.beta, "collect/episodes": n}
+        metrics["collect/store_episodes"] = len(TrajectoryStore(self.store_dir, readonly=True))
+        if n:
+            metrics["collect/success"] = success / n
+            metrics["collect/steps_per_s"] = steps / max(time.perf_counter() - start, 1e-9)
+        return metrics
+
+    # ------------------------------------------------------------------------------ the main loop
+    def learn(self) -> dict[str, float]:
+        """Run (or resume) every round; returns the final evaluation metrics (``{}`` without one)."""
+        self.setup()
+        st = self.state
+        for round in self.rounds()[st.round :]:
+            # 1. Collect this round's episodes into the aggregated store.
+            if not st.collected:
+                metrics = self.collect(round)
+                distributed.barrier()
+                st.collected = True
+                self.log(metrics)
+                self.save(tag="collected")
+            # 2. Train epochs on everything collected so far (resuming mid-epoch where a checkpoint left off).
+            dataset = self.dataset()
+            sampler = self.sampler(dataset)
+            loader = make_loader(dataset, sampler, self.cfg.data.num_workers)
+            while st.epoch < round.epochs:
+                sampler.set_epoch(st.epochs_total)
+                sampler.set_start(st.batch)
+                self.train_epoch(loader, sampler)
+                st.epoch, st.batch, st.epochs_total = st.epoch + 1, 0, st.epochs_total + 1
+                # 3. Evaluate on the held-out split every few epochs.
+                every = self.cfg.eval.every_epochs
+                if every and st.epochs_total % every == 0:
+                    self.evaluate(self.cfg.eval.n_episodes, tag="eval")
+                # 4. Checkpoint every few epochs.
+                every = self.cfg.checkpoint.every_epochs
+                if every and st.epochs_total % every == 0:
+                    self.save()
+            st.round, st.collected, st.epoch = st.round + 1, False, 0
+        # 5. The end: a final checkpoint (unless the last epoch's is it), then the final evaluation.
+        if self._saved != asdict(self.state):
+            self.save()
+        final = self.evaluate(self.cfg.eval.final_n_episodes, tag="final") if self.cfg.eval.final else {}
+        self.close()
+        return final
+
+    # ------------------------------------------------------------------------------ set-up
+    def setup(self) -> None:
+        """Seeds, run folder, store, agent, optimiser, scheduler and logger; restores the latest checkpoint
+        when ``resume``."""
+        cfg, info = self.cfg, self.info
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        distributed.seed_everything(cfg.seed, info.rank)
+        if info.is_main:
+            self._prepare_run_dir()
+        distributed.barrier()
+        ckpt = latest_checkpoint(self.run_dir) if cfg.resume else None
+        self.agent = Agent.load(ckpt / "agent") if ckpt else self.build_agent()
+        self.agent.to(info.device)
+        self.model = distributed.wrap_ddp(LossModule(self.agent), info, find_unused_parameters=True)
+        self.optimizer = instantiate(asdict(cfg.optim), params=self.agent.parameters())
+        self.scheduler = instantiate(cfg.scheduler, optimizer=self.optimizer) if cfg.scheduler else None
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self._amp_dtype() == torch.float16)
+        if ckpt is not None:
+            state = load_checkpoint(ckpt, self.optimizer, self.scheduler, rank=info.rank)
+            self.state = TrainerState(**state.extra_state["trainer"])
+            logger.info("resumed %s at step %d (%s)", ckpt, state.step, self.state)
+        config = to_dict(cfg)
+        self.metrics = MetricsLogger(
+            self.run_dir, cfg.logger.sinks, cfg.logger.project, config=config, enabled=info.is_main
+        )
+
+    def _prepare_run_dir(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        from omegaconf import OmegaConf
+
+        (self.run_dir / "config.yaml").write_text(OmegaConf.to_yaml(to_dict(self.cfg)))
+        handler = logging.FileHandler(self.run_dir / "train.log")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logging.getLogger().addHandler(handler)
+        init = self.cfg.data.init_store
+        if init and not (self.store_dir / "store.json").exists():
+            logger.info("copying the initial store %s into %s", init, self.store_dir)
+            shutil.copytree(init, self.store_dir, ignore=shutil.ignore_patterns(".lock", ".tmp-*"))
+        TrajectoryStore(self.store_dir)
+
+    def build_agent(self) -> Agent:
+        """A fresh agent from ``config.agent`` with the training split's vocabulary."""
+        split = load_episodes(self.data_dir / self.cfg.data.train_split, self.data_dir / "scenes")
+        if split.vocab is not None:
+            return make_agent(self.cfg.agent.name, self.cfg.agent, vocab=split.vocab)
+        texts = [ep.instruction.instruction_text for ep in split.episodes]
+        return make_agent(self.cfg.agent.name, self.cfg.agent, instructions=texts)
+
+    def dataset(self) -> TrajectoryDataset:
+        """The aggregated training data (every round so far)."""
+        return TrajectoryDataset(self.store_dir, self.data_dir / "scenes", self.camera, self.cfg.data.frames)
+
+    def sampler(self, dataset: TrajectoryDataset) -> LengthBucketBatchSampler:
+        """Length-bucketed batches of this rank."""
+        d = self.cfg.data
+        return LengthBucketBatchSampler(
+            dataset.lengths, d.batch_size, d.block_batches, seed=self.cfg.seed,
+            rank=self.info.rank, world_size=self.info.world_size,
+        )  # fmt: skip
+
+    # ------------------------------------------------------------------------------ training
+    def train_epoch(self, loader, sampler: LengthBucketBatchSampler) -> None:
+        """Train on this rank's remaining batches of the epoch; logs and checkpoints on the way."""
+        self.agent.train()
+        window: list[dict[str, float]] = []
+        start, samples = time.perf_counter(), 0
+        for batch in loader:
+            info = self.train_step(batch)
+            self.state.batch += 1
+            self.state.step += 1
+            n = int(batch["mask"].sum()) * self.info.world_size
+            samples += n
+            self.state.samples += n
+            window.append(info)
+            if self.state.step % self.cfg.logger.every_steps == 0:
+                rate = samples / max(time.perf_counter() - start, 1e-9)
+                self.log({**_mean(window), "time/samples_per_s": rate})
+                window, start, samples = [], time.perf_counter(), 0
+            every = self.cfg.checkpoint.every_steps
+            if every and self.state.step % every == 0:
+                self.save()
+
+    def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
+        """One optimiser update on a padded batch; returns ``train/*`` metrics."""
+        if self.blank:
+            batch = blank_inputs(batch, self.blank)
+        dtype = self._amp_dtype()
+        autocast = torch.autocast("cuda", dtype=dtype) if dtype else contextlib.nullcontext()
+        with autocast:
+            loss, info = self.model(batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        clip = self.tcfg.grad_clip
+        norm = nn.utils.clip_grad_norm_(self.agent.parameters(), clip if clip > 0 else float("inf"))
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        out = {"train/loss": float(loss.detach()), "train/grad_norm": float(norm)}
+        out["train/lr"] = self.optimizer.param_groups[0]["lr"]
+        out.update({f"train/{k.replace('/', '_')}": float(v) for k, v in info.items()})
+        return out
+
+    def _amp_dtype(self) -> torch.dtype | None:
+        if self.cfg.amp == "none" or self.info.device.type != "cuda":
+            return None
+        return torch.bfloat16 if self.cfg.amp == "bf16" else torch.float16
+
+    # ------------------------------------------------------------------------------ evaluation
+    def policy(self) -> Any:
+        """The acting policy for rollouts: the agent, behind the ablation's input blanking when set."""
+        return BlankedInputs(self.agent, self.blank) if self.blank else self.agent
+
+    def evaluate(self, n_episodes: int | None, tag: str = "eval") -> dict[str, float]:
+        """Evaluate on ``eval.split`` with ``benchmarks.vln.VLNBenchmark`` (the rollout loop; episodes sharded
+        across ranks); logs ``<tag>/<metric>`` and returns them. The agent's train/eval mode is restored."""
+        from benchmarks.vln import VLNBenchmark
+
+        e = self.cfg.eval
+        if n_episodes not in self._benchmarks:
+            self._benchmarks[n_episodes] = VLNBenchmark(
+                self.data_dir / e.split, scenes_dir=self.data_dir / "scenes", n_episodes=n_episodes,
+                seed=e.seed, width=self.camera.width, height=self.camera.height, hfov=self.camera.hfov,
+                max_episode_steps=e.max_episode_steps, name=f"vln_{e.split}",
+            )  # fmt: skip
+        out_dir = self.run_dir / "eval" / tag if tag == "final" else None
+        summary, _ = self._benchmarks[n_episodes].run(
+            self.policy(),
+            out_dir,
+            label=f"{self.agent.name}@{self.state.step}",
+            deterministic=e.deterministic,
+        )
+        metrics = {f"{tag}/{k}": v for k, v in summary["metrics"].items()}
+        metrics[f"{tag}/episodes"] = summary["count"]
+        self.log(metrics)
+        return metrics
+
+    # ------------------------------------------------------------------------------ logging and checkpoints
+    def log(self, metrics: dict[str, float]) -> None:
+        """Log on rank 0 at the current step."""
+        if metrics:
+            self.metrics.log(metrics, self.state.step)
+            logger.info("step %d: %s", self.state.step, {k: round(v, 4) for k, v in metrics.items()})
+
+    def save(self, tag: str = "") -> None:
+        """Checkpoint the agent, optimiser, scheduler, every rank's RNG and the trainer state (rank 0
+        writes)."""
+        rng = distributed.all_gather_objects(capture_rng_state())
+        if self.info.is_main:
+            extra = {"trainer": asdict(self.state), "tag": tag}
+            save_checkpoint(
+                self.run_dir, self.state.step, self.agent, self.optimizer, self.scheduler,
+                extra_state=extra, config=to_dict(self.cfg), keep_last=self.cfg.checkpoint.keep_last,
+                rng_states=rng,
+            )  # fmt: skip
+        self._saved = asdict(self.state)
+        distributed.barrier()
+
+    def close(self) -> None:
+        """Close the logger and the environments."""
+        self.metrics.close()
+        for bench in self._benchmarks.values():
+            bench.close()
+        if self._train_env is not None:
+            self._train_env.close()
+            self._train_env = None
+
+
+def _device(device: str) -> str | None:
+    return None if device == "auto" else device
+
+
+def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
+    return {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]} if rows else {}
+
+
+def make_trainer(config: TrainConfig, info: distributed.DistInfo | None = None) -> Trainer:
+    """The registered trainer named by ``config.trainer.name``, for a trainable agent."""
+    import trainers.bc  # noqa: F401  (registers)
+    import trainers.dagger  # noqa: F401
+
+    agent_class = AGENTS.get(config.agent.name)
+    if not agent_class.is_trainable:
+        raise ValueError(
+            f"agent {config.agent.name!r} is not trainable; trainable agents: {trainable_agents()}"
+        )
+    return TRAINERS.get(config.trainer.name)(config, info)
+
+
+def trainable_agents() -> list[str]:
+    """Registry names of the agents a trainer can train."""
+    return [n for n in AGENTS.names() if AGENTS.get(n).is_trainable]

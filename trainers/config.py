@@ -1,0 +1,269 @@
+"""Structured configs of ``trainers/run.py``: dataclasses stored in Hydra's ConfigStore.
+
+The primary config ``configs/train.yaml`` extends ``train_schema`` (:class:`TrainConfig`) and picks an
+agent (group ``agent``, schemas from :mod:`agents.hydra_configs`), a trainer (group ``trainer``: ``bc`` or
+``dagger``) and a logger preset (group ``logger``). Every node is typed and closed, so a misspelt key fails
+when the config is composed, naming the key; :func:`to_config` builds the dataclasses, whose
+``__post_init__`` checks the values and names the bad one. Optimisers and schedulers are third-party
+leaves selected with ``_target_``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+AMP_MODES = ("none", "bf16", "fp16")
+BLANKABLE = ("instruction", "vision")
+
+
+def _check(ok: bool, where: str, value: Any, expected: str) -> None:
+    if not ok:
+        raise ValueError(f"{where} must be {expected}, got {value!r}")
+
+
+@dataclass
+class DataConfig:
+    """Where training and evaluation episodes come from, and how batches are made.
+
+    Attributes:
+        dir: dataset root in the R2R-CE layout (``DIR/{split}/{split}.json.gz``, scenes in ``DIR/scenes``).
+        train_split: split that episodes are collected from.
+        store: trajectory store folder (None: ``<run_dir>/store``).
+        init_store: a store copied into ``store`` before training when ``store`` is empty (e.g. expert data
+            collected once with ``python -m trainers.data.collect`` and shared by several runs).
+        width, height, hfov: the camera of collection, training frames and evaluation (pixels, degrees).
+        store_frames: store observed frames with each episode (else frames are rendered on read).
+        frames: ``auto``, ``render`` or ``stored`` (see ``TrajectoryDataset``).
+        batch_size: whole trajectories per batch per rank (VLN-CE: 5).
+        block_batches: batches per length-sorted block (VLN-CE: 100).
+        num_workers: DataLoader worker processes (0: load in the training process).
+        max_episode_steps: step limit of collection episodes (None: the task's 500).
+    """
+
+    dir: str = MISSING
+    train_split: str = "train"
+    store: str | None = None
+    init_store: str | None = None
+    width: int = 64
+    height: int = 64
+    hfov: float = 90.0
+    store_frames: bool = False
+    frames: str = "auto"
+    batch_size: int = 5
+    block_batches: int = 100
+    num_workers: int = 0
+    max_episode_steps: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("width", "height", "batch_size", "block_batches"):
+            _check(getattr(self, name) >= 1, f"data.{name}", getattr(self, name), "a positive integer")
+        _check(self.num_workers >= 0, "data.num_workers", self.num_workers, ">= 0")
+        _check(self.frames in ("auto", "render", "stored"), "data.frames", self.frames, "auto|render|stored")
+
+
+@dataclass
+class OptimizerConfig:
+    """The optimiser, built with ``hydra.utils.instantiate(cfg, params=...)`` (VLN-CE: Adam, lr 2.5e-4)."""
+
+    _target_: str = "torch.optim.Adam"
+    lr: float = 2.5e-4
+    weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check(self.lr > 0, "optim.lr", self.lr, "> 0")
+
+
+@dataclass
+class EvalConfig:
+    """Periodic evaluation through the rollout loop (``benchmarks.vln.evaluate``).
+
+    Attributes:
+        split: the split evaluated.
+        n_episodes: episodes of periodic evaluations (the split's first ones; None: all).
+        every_epochs: evaluate after every this many epochs (0: never during training).
+        final: evaluate at the end of training.
+        final_n_episodes: episodes of the final evaluation (None: the whole split).
+        deterministic: argmax actions (VLN-CE: yes).
+        seed: seed of the environment's first reset.
+        max_episode_steps: step limit (None: the task's 500, the protocol's).
+    """
+
+    split: str = "val_unseen"
+    n_episodes: int | None = 20
+    every_epochs: int = 1
+    final: bool = True
+    final_n_episodes: int | None = None
+    deterministic: bool = True
+    seed: int = 0
+    max_episode_steps: int | None = None
+
+
+@dataclass
+class CheckpointConfig:
+    """When checkpoints are written (besides the end of training).
+
+    Attributes:
+        every_steps: after every this many optimiser steps (0: off).
+        every_epochs: after every this many epochs (0: off).
+        keep_last: keep only this many most recent checkpoints (None: all).
+    """
+
+    every_steps: int = 0
+    every_epochs: int = 1
+    keep_last: int | None = None
+
+
+@dataclass
+class LoggerConfig:
+    """Metric sinks (``jsonl`` is always on) and how often training metrics are logged."""
+
+    sinks: list[str] = field(default_factory=lambda: ["jsonl"])
+    project: str = "navgym"
+    every_steps: int = 10
+
+    def __post_init__(self) -> None:
+        bad = [s for s in self.sinks if s not in ("jsonl", "tensorboard", "wandb")]
+        _check(not bad, "logger.sinks", list(self.sinks), "a list of jsonl, tensorboard, wandb")
+
+
+@dataclass
+class AblationConfig:
+    """Inputs blanked for training and evaluation: instructions become empty (all PAD tokens), RGB and depth
+    frames become zeros."""
+
+    blank: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        bad = [b for b in self.blank if b not in BLANKABLE]
+        _check(not bad, "ablation.blank", list(self.blank), f"a list of {list(BLANKABLE)}")
+
+
+@dataclass
+class TrainerConfig:
+    """Settings every trainer shares.
+
+    Attributes:
+        name: registry key of the trainer (``bc``, ``dagger``).
+        epochs: training epochs over the data (per round for DAgger).
+        grad_clip: maximum gradient norm (0: no clipping).
+    """
+
+    name: str = MISSING
+    epochs: int = 1
+    grad_clip: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check(self.epochs >= 1, f"trainer.epochs ({self.name})", self.epochs, ">= 1")
+        _check(self.grad_clip >= 0, "trainer.grad_clip", self.grad_clip, ">= 0")
+
+
+@dataclass
+class BCConfig(TrainerConfig):
+    """Teacher forcing on expert episodes (VLN-CE: one pass over the split, 15 / 45 epochs).
+
+    Attributes:
+        n_episodes: expert episodes collected (None: the whole split once).
+    """
+
+    name: str = "bc"
+    epochs: int = 4
+    n_episodes: int | None = None
+
+
+@dataclass
+class DAggerConfig(TrainerConfig):
+    """DAgger (Ross et al. 2011) as in VLN-CE: round i collects ``episodes_per_round`` episodes executing the
+    expert with probability β = p^(i + beta_offset) (round 0: pure expert), aggregates them with every
+    earlier round, and trains ``epochs`` epochs on the aggregate. VLN-CE: 10 rounds × 5,000, p 0.75, 4 epochs.
+
+    Attributes:
+        rounds: number of rounds R.
+        episodes_per_round: episodes collected per round.
+        p: base of the β schedule, in [0, 1].
+        beta_offset: added to the exponent (VLN-CE adds 1 when starting from a checkpoint).
+    """
+
+    name: str = "dagger"
+    epochs: int = 2
+    rounds: int = 3
+    episodes_per_round: int = 100
+    p: float = 0.75
+    beta_offset: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(self.rounds >= 1, "trainer.rounds", self.rounds, ">= 1")
+        _check(self.episodes_per_round >= 1, "trainer.episodes_per_round", self.episodes_per_round, ">= 1")
+        _check(0.0 <= self.p <= 1.0, "trainer.p", self.p, "in [0, 1]")
+        _check(self.beta_offset >= 0, "trainer.beta_offset", self.beta_offset, ">= 0")
+
+
+@dataclass
+class TrainConfig:
+    """The whole training run (the primary config's schema).
+
+    Attributes:
+        agent: the agent's config (group ``agent``; its ``name`` is the registry key).
+        trainer: the trainer's config (group ``trainer``).
+        run_dir: the run folder (None: ``runs/<agent>-<trainer>-<timestamp>``; with ``resume`` the newest such
+            folder).
+        resume: continue from the run folder's latest checkpoint.
+        seed: seeds everything (rank r uses seed + r).
+        device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+        amp: autocast dtype on GPU (``none``, ``bf16``, ``fp16``); ignored on CPU.
+        threads: torch intra-op threads per process (0: torch's default).
+        scheduler: an optional ``torch.optim.lr_scheduler`` node with ``_target_`` (stepped per update).
+    """
+
+    agent: Any = MISSING
+    trainer: Any = MISSING
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimizerConfig = field(default_factory=OptimizerConfig)
+    scheduler: Any = None
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    ablation: AblationConfig = field(default_factory=AblationConfig)
+    run_dir: str | None = None
+    resume: bool = False
+    seed: int = 0
+    device: str = "auto"
+    amp: str = "none"
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        _check(self.amp in AMP_MODES, "amp", self.amp, f"one of {list(AMP_MODES)}")
+        _check(self.device in ("auto", "cpu", "cuda"), "device", self.device, "auto, cpu or cuda")
+        _check(self.threads >= 0, "threads", self.threads, ">= 0")
+
+
+def register_configs(cs: ConfigStore | None = None) -> ConfigStore:
+    """Store the schemas: ``train_schema``, ``trainer/{bc,dagger}_schema``, ``logger/logger_schema`` and every
+    agent's ``agent/<name>_schema`` (through :func:`agents.hydra_configs.register_agent_configs`)."""
+    from agents.hydra_configs import register_agent_configs
+
+    cs = cs or ConfigStore.instance()
+    cs.store(name="train_schema", node=TrainConfig)
+    cs.store(group="trainer", name="bc_schema", node=BCConfig)
+    cs.store(group="trainer", name="dagger_schema", node=DAggerConfig)
+    cs.store(group="logger", name="logger_schema", node=LoggerConfig)
+    register_agent_configs(cs)
+    return cs
+
+
+def to_config(cfg: DictConfig | TrainConfig) -> TrainConfig:
+    """The validated dataclasses of a composed config (``__post_init__`` of every node runs)."""
+    if dataclasses.is_dataclass(cfg):
+        return cfg
+    return OmegaConf.to_object(cfg)
+
+
+def to_dict(config: TrainConfig | DictConfig) -> dict[str, Any]:
+    """A resolved plain dict of the config (what is saved in the run folder and in checkpoints)."""
+    node = config if isinstance(config, DictConfig) else OmegaConf.structured(config)
+    return OmegaConf.to_container(node, resolve=True)
