@@ -166,12 +166,15 @@ def resample_path(path: np.ndarray, spacing: float) -> np.ndarray:
     return np.stack([np.interp(t, s, path[:, k]) for k in range(3)], axis=1)
 
 
-def expert_rollout(sim: Simulator, start, rotation, goal, goal_radius: float = 0.5, max_steps: int = 500):
+def expert_rollout(
+    sim: Simulator, start, rotation, goal, goal_radius: float = 0.5, max_steps: int = 500
+) -> GroundTruthPath | None:
     """Roll the simulator's shortest-path expert out from a start pose (format: the module docstring).
 
     Args:
         sim: the simulator (its agent is moved).
-        start: (3,) start position in metres; rotation: (4,) quaternion [x, y, z, w].
+        start: (3,) start position in metres.
+        rotation: (4,) start quaternion [x, y, z, w].
         goal: (3,) goal position in metres.
         goal_radius: the expert stops within this geodesic distance (m).
         max_steps: actions allowed, STOP included.
