@@ -161,7 +161,9 @@ class Renderer:
         h, w = image.shape[:2]
         tex = self.ctx.texture((w, h), 3, np.ascontiguousarray(image, np.uint8).tobytes(), alignment=1)
         tex.build_mipmaps()
-        tex.filter = (moderngl.LINEAR_MIPMAP_LINEAR, moderngl.LINEAR)
+        # Mipmaps keep distant textures from aliasing. Bilinear within the nearest level costs about as much
+        # as an untextured draw on llvmpipe, where trilinear filtering measured ~45% slower.
+        tex.filter = (moderngl.LINEAR_MIPMAP_NEAREST, moderngl.LINEAR)
         return tex
 
     def _variant(self, modalities: tuple[str, ...]) -> _Variant:
