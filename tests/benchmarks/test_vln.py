@@ -6,8 +6,10 @@ import math
 import numpy as np
 import pytest
 import torch.distributed as dist
+import torch.multiprocessing as mp
 
 from agents import make_agent
+from agents.expert import ExpertAgent, ExpertConfig
 from benchmarks.vln import BENCHMARKS, VLN_METRICS, VLNBenchmark, evaluate, select_episodes
 from envs.datasets.r2r import load_episodes
 
@@ -116,3 +118,38 @@ def test_evaluate_under_a_process_group_gathers_every_episode(tiny_dataset, tmp_
     assert summary["world_size"] == 1
     assert [r["episode_id"] for r in records] == expected["episode_ids"]
     assert summary["metrics"] == pytest.approx(expected["metrics"])
+
+
+class CountingExpert(ExpertAgent):
+    """The expert, counting the episodes it starts (rollout resets it once per episode)."""
+
+    def __init__(self):
+        super().__init__(ExpertConfig())
+        self.episodes = 0
+
+    def reset(self, n_envs, env_ids=None):
+        self.episodes += 1
+        super().reset(n_envs, env_ids)
+
+
+def _rank(rank, world, init, data, out):
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
+    try:
+        agent = CountingExpert()
+        summary, records = evaluate(agent, data / "val_unseen", width=SIZE, height=SIZE)
+        ids = [r["episode_id"] for r in records]
+        (out / f"{rank}.json").write_text(json.dumps({"summary": summary, "ids": ids, "ran": agent.episodes}))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_two_ranks_share_the_episodes_and_gather_them(tiny_dataset, tmp_path):
+    single, _ = evaluate(make_agent("expert"), tiny_dataset / "val_unseen", width=SIZE, height=SIZE)
+    mp.spawn(_rank, args=(2, f"file://{tmp_path / 'pg'}", tiny_dataset, tmp_path), nprocs=2)
+    ranks = [json.loads((tmp_path / f"{r}.json").read_text()) for r in range(2)]
+    assert [r["ran"] for r in ranks] == [1, 1]  # each rank ran its own half
+    for r in ranks:
+        assert r["ids"] == single["episode_ids"]
+        assert r["summary"]["world_size"] == 2 and r["summary"]["count"] == single["count"]
+        assert r["summary"]["metrics"] == pytest.approx(single["metrics"])

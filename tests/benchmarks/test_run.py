@@ -1,0 +1,124 @@
+"""The evaluation entry point: composition, strict keys, agents from names and checkpoints, a full run."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+
+from agents import make_agent
+from benchmarks.config import BenchmarkConfig, agent_entries, find_agent_dir, register_configs
+from benchmarks.vln import BENCHMARKS
+from envs.datasets.r2r import load_episodes
+from trainers.logging import MetricsLogger
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = ROOT / "configs"
+register_configs()
+
+
+def _compose(*overrides):
+    with initialize_config_dir(str(CONFIGS), version_base="1.3"):
+        return compose("eval", overrides=list(overrides))
+
+
+@pytest.fixture(scope="module")
+def run_dir(tiny_dataset, tmp_path_factory):
+    """A training run folder: metrics.jsonl and checkpoints/000007/agent with ``last`` pointing at it."""
+    run = tmp_path_factory.mktemp("cma_run")
+    agent = make_agent("cma", vocab=load_episodes(tiny_dataset / "train").vocab)
+    agent.save(run / "checkpoints" / "000007" / "agent")
+    os.symlink("000007", run / "checkpoints" / "last")
+    with MetricsLogger(run) as log:
+        for step in range(8):
+            log.log({"train/loss": 1.0 / (step + 1)}, step)
+        log.log({"eval/success": 0.0, "eval/spl": 0.0}, 7)
+    return run
+
+
+@pytest.mark.parametrize("path", sorted((CONFIGS / "benchmark").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_benchmark_yaml_composes(path):
+    cfg = _compose(f"benchmark={path.stem}")
+    bench = OmegaConf.to_object(cfg.benchmark)
+    assert isinstance(bench, BenchmarkConfig)
+    assert bench.name == path.stem and path.stem in BENCHMARKS
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [("chekpoint=x", "chekpoint"), ("benchmark.n_episode=3", "n_episode"), ("agent.sed=1", "sed")],
+)
+def test_a_misspelt_key_fails_naming_it(override, key):
+    with pytest.raises(ConfigCompositionException) as err:
+        _compose("agent=random", override)
+    assert key in f"{err.value} {err.value.__cause__}"
+
+
+def test_builtin_agent_with_overrides():
+    cfg = _compose("agent=random", "agent.seed=3")
+    (entry,) = agent_entries(cfg)
+    assert (entry.label, entry.agent.name, entry.agent.config.seed, entry.checkpoint) == (
+        "random",
+        "random",
+        3,
+        None,
+    )
+    with pytest.raises(ValueError, match="trainable"):
+        agent_entries(_compose("agent=cma"))
+    with pytest.raises(ValueError, match="nothing to evaluate"):
+        agent_entries(_compose())
+
+
+def test_checkpoints_are_found_from_every_form(run_dir):
+    agent_dir = (run_dir / "checkpoints" / "000007" / "agent").resolve()
+    for form in (
+        run_dir,
+        run_dir / "checkpoints",
+        run_dir / "checkpoints" / "last",
+        agent_dir.parent,
+        agent_dir,
+    ):
+        assert find_agent_dir(form) == agent_dir
+    with pytest.raises(FileNotFoundError, match="not a registered agent"):
+        find_agent_dir(run_dir / "nope")
+    (entry,) = agent_entries(_compose("agent=cma", f"checkpoint={run_dir}/checkpoints/last"))
+    assert entry.label == f"cma-{run_dir.name}-000007" and entry.run_dir == run_dir.resolve()
+    assert entry.agent.name == "cma"
+    with pytest.raises(ValueError, match="seq2seq"):
+        agent_entries(_compose("agent=seq2seq", f"checkpoint={run_dir}"))
+
+
+def _run(*args, cwd):
+    return subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), *args], cwd=cwd, capture_output=True, text=True
+    )
+
+
+def test_command_line_compares_agents_in_one_call(tiny_dataset, run_dir, tmp_path):
+    out = tmp_path / "cmp"
+    proc = _run(
+        f"agents=[expert,random,{run_dir}]", f"data.dir={tiny_dataset}", "benchmark.n_episodes=1",
+        "benchmark.max_episode_steps=60", "benchmark.n_videos=0", f"out_dir={out}", "progress=false",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    labels = ["expert", "random", f"cma-{run_dir.name}-000007"]
+    summaries = {label: json.loads((out / label / "summary.json").read_text()) for label in labels}
+    assert summaries["expert"]["metrics"]["success"] == 1.0
+    assert {s["episode_ids"][0] for s in summaries.values()} == {summaries["expert"]["episode_ids"][0]}
+    assert summaries[labels[2]]["checkpoint"].endswith("000007")
+    report = (out / "report.md").read_text()
+    assert all(f"| {label} |" in report for label in labels) and "learning_curves.png" in report
+    assert (out / "config.yaml").is_file()
+
+
+def test_command_line_fails_on_an_unknown_key(tmp_path):
+    proc = _run("agent=random", "benchmark.n_episode=3", cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "n_episode" in proc.stderr + proc.stdout
+    assert not (tmp_path / "runs").exists()
