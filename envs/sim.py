@@ -179,8 +179,13 @@ class Simulator:
         return AgentState(s.position.copy(), s.rotation.copy(), s.tilt)
 
     # ----------------------------------------------------------------- motion
-    def step(self, action: int) -> dict[str, np.ndarray]:
-        """Apply one discrete action (see the module docstring) and return the new observation."""
+    def step(self, action: int, observe: bool = True) -> dict[str, np.ndarray]:
+        """Apply one discrete action (see the module docstring).
+
+        Returns:
+            The new observation, or an empty dict when ``observe`` is False (navigation-only work such as
+            expert rollouts need no frames).
+        """
         action = int(action)
         s = self._state
         self.collided = False
@@ -198,7 +203,7 @@ class Simulator:
             )
         elif action != STOP:
             raise ValueError(f"unknown action {action}: expected 0..5 ({', '.join(ACTION_NAMES)})")
-        return self.observe()
+        return self.observe() if observe else {}
 
     def _move(self, delta: np.ndarray) -> None:
         new_pos, collided = try_move(self.grid, self._state.position, delta)

@@ -188,7 +188,7 @@ def expert_rollout(
         actions.append(sim.expert_action(goal, goal_radius))
         if actions[-1] == STOP:
             break
-        sim.step(actions[-1])
+        sim.step(actions[-1], observe=False)
         position = sim.get_agent_state().position
         if not np.array_equal(position, locations[-1]):
             locations.append(position)

@@ -56,9 +56,9 @@ from envs.datasets.scene_work import (
     load_scene_record,
     remove_stale_temporaries,
     work_dir,
-    write_atomic,
 )
 from envs.datasets.vocab import Vocabulary
+from envs.fileio import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def _check_manifest(out: Path, spec: DatasetSpec) -> None:
                 "choose an empty or new --out"
             )
         # Concurrent first runs write the same bytes; the rename is atomic.
-        write_atomic(manifest, json_bytes(wanted, compress=False))
+        atomic_write(manifest, json_bytes(wanted, compress=False))
     found = json.loads(manifest.read_text())
     if found != wanted:
         diff = sorted(k for k in wanted.keys() | found.keys() if wanted.get(k) != found.get(k))
@@ -148,7 +148,7 @@ def _assemble(out: Path, spec: DatasetSpec) -> dict[str, Path]:
         scenes = [f"{r['scene']}.glb" for r in records if split in r["splits"]]
         n_episodes = sum(len(r["splits"][split]["episodes"]) for r in records if split in r["splits"])
         info["splits"][split] = {"episodes": n_episodes, "scenes": scenes}
-    write_atomic(out / "info.json", json_bytes(info, compress=False))
+    atomic_write(out / "info.json", json_bytes(info, compress=False))
     return paths
 
 

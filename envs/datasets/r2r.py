@@ -20,8 +20,6 @@ import gzip
 import json
 import logging
 import math
-import os
-import tempfile
 import zlib
 from collections import Counter
 from collections.abc import Iterator
@@ -32,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from envs.datasets.vocab import Vocabulary
+from envs.fileio import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -467,17 +466,7 @@ def _write_atomic(path: Path, obj: Any) -> None:
     sorted keys and a zero gzip timestamp (same input, same bytes), through a temporary file renamed over
     ``path`` so no half-written file is ever left."""
     payload = gzip.compress(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode(), 1, mtime=0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, payload)
 
 
 def save_episodes(dataset: R2RDataset, root: str | Path, split: str) -> Path:

@@ -13,7 +13,6 @@ import gzip
 import json
 import logging
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from envs.datasets.episodes import EpisodeConfig, EpisodeSampler
+from envs.fileio import atomic_write
 from envs.render import CameraSpec
 from envs.scenes.generate import generate_house
 from envs.scenes.io import save_scene
@@ -92,28 +92,6 @@ def _seed_sequence(seed: int, *key: int) -> np.random.SeedSequence:
     return np.random.SeedSequence(seed, spawn_key=key)
 
 
-def write_atomic(path: Path, payload: bytes) -> None:
-    """Write bytes through a temporary file in the same folder renamed over ``path`` (never half-written).
-
-    The temporary file is named ``.<name>.<pid>.<random>.tmp``, so a later run can tell a dead writer's
-    leftovers from a live concurrent writer's file.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -140,7 +118,7 @@ def work_file(out: Path, index: int) -> Path:
 
 
 def _sim_config() -> SimConfig:
-    # The expert rollout steps the simulator, which renders after every step: a 1×1 depth camera is cheap.
+    # Episode generation only navigates (expert rollouts step with observe=False): the camera is never used.
     return SimConfig(cameras=(CameraSpec(uuid="probe", width=1, height=1, modalities=("depth",)),))
 
 
@@ -195,7 +173,7 @@ def build_scene(out: str | Path, spec: DatasetSpec, index: int) -> Path:
     record = {"format_version": FORMAT_VERSION, "index": index, "scene": scene_name(index)}
     record.update(house_seed=house_seed, role=role, splits=splits)
     path = work_file(out, index)
-    write_atomic(path, json_bytes(record, compress=True))
+    atomic_write(path, json_bytes(record, compress=True))
     return path
 
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import trimesh
 from PIL import Image
 
+from envs.fileio import atomic_write
 from envs.scenes.frames import check_up_axis, scene_frame
 from envs.scenes.scene import UNLABELLED_ID, Scene, SceneMesh
 from envs.scenes.sidecar import scene_from_sidecar, sidecar_dict
@@ -42,20 +42,6 @@ def sidecar_path(path: str | os.PathLike) -> Path:
     """The annotation sidecar ``<stem>.scene.json`` beside the scene file of ``path``."""
     glb = glb_path(path)
     return glb.with_name(glb.stem + SIDECAR_SUFFIX)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file in ``path``'s folder, then rename it over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _runs(ids: np.ndarray) -> list[tuple[int, int]]:
@@ -112,8 +98,8 @@ def save_scene(scene: Scene, path: str | os.PathLike) -> Path:
     if not layout:
         raise ValueError(f"scene {scene.name!r} has no triangles to save to {glb}")
     sidecar = sidecar_dict(scene, glb.name, layout)
-    _atomic_write(glb, tm_scene.export(file_type="glb"))
-    _atomic_write(sidecar_path(glb), json.dumps(sidecar, indent=1).encode())
+    atomic_write(glb, tm_scene.export(file_type="glb"))
+    atomic_write(sidecar_path(glb), json.dumps(sidecar, indent=1).encode())
     return glb
 
 

@@ -1,8 +1,8 @@
 """The scene model shared by the generator, the GLB loader, the renderer and the navigation grid.
 
-A :class:`Scene` is a list of :class:`SceneMesh` batches (one per material) in the world frame of Habitat: y up,
-right-handed, metres. Every face carries a semantic id; ``Scene.instances`` maps each id to what it is (a category,
-the room it belongs to, a colour name). Rooms and objects are annotated for instruction generation.
+A :class:`Scene` is a list of :class:`SceneMesh` batches (one per material) in the world frame of Habitat:
+y up, right-handed, metres. Every face carries a semantic id; ``Scene.instances`` maps each id to what it is (a
+category, the room it belongs to, a colour name). Rooms and objects are annotated for instruction generation.
 """
 
 from __future__ import annotations
@@ -44,7 +44,9 @@ class SceneMesh:
         if len(self.colors) != n_v:
             raise ValueError(f"SceneMesh.colors has {len(self.colors)} rows, expected one per vertex ({n_v})")
         if len(self.semantic_ids) != n_f:
-            raise ValueError(f"SceneMesh.semantic_ids has {len(self.semantic_ids)} entries, expected {n_f} faces")
+            raise ValueError(
+                f"SceneMesh.semantic_ids has {len(self.semantic_ids)} entries, expected {n_f} faces"
+            )
         if n_f and (self.faces.min() < 0 or self.faces.max() >= n_v):
             raise ValueError(f"SceneMesh.faces index out of range [0, {n_v})")
         if self.uvs is not None:

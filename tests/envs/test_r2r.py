@@ -291,10 +291,10 @@ def test_tokens_outside_the_vocabulary_and_duplicate_ids(tmp_path):
 
 def test_bad_vocabulary_and_ground_truth_name_the_file(tmp_path):
     data = _real_format_file()
-    data["instruction_vocab"]["word_list"] = ["a", "b"]
+    data["instruction_vocab"]["word_list"] = ["a"]
     path = _write_raw(tmp_path / "s" / "s.json.gz", data)
     with pytest.raises(
-        EpisodeFormatError, match=r"s\.json\.gz: instruction_vocab\.word_list must start with"
+        EpisodeFormatError, match=r"s\.json\.gz: instruction_vocab\.word_list needs at least PAD and UNK"
     ):
         load_episodes(path)
     path = _write_raw(tmp_path / "t" / "t.json.gz", _real_format_file())
