@@ -1,8 +1,9 @@
 """The scene model shared by the generator, the GLB loader, the renderer and the navigation grid.
 
 A :class:`Scene` is a list of :class:`SceneMesh` batches (one per material) in the world frame of Habitat:
-y up, right-handed, metres. Every face carries a semantic id; ``Scene.instances`` maps each id to what it is (a
-category, the room it belongs to, a colour name). Rooms and objects are annotated for instruction generation.
+y up, right-handed, metres. Every face carries a semantic id; ``Scene.instances`` maps each id to what it is
+(a category, the room it belongs to, a colour name).
+Rooms and objects are annotated for instruction generation.
 """
 
 from __future__ import annotations
