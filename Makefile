@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps test test-all demo bench lint clean
+.PHONY: setup system-deps browser-deps test test-all demo bench lint clean
 
 setup: $(STAMP)
 
@@ -23,10 +23,14 @@ $(STAMP): pyproject.toml | system-deps
 	$(PIP) install -q -e ".[dev]"
 	touch $(STAMP)
 
-test: setup
+# Debian's chromium for the browser test of the interactive viewer (Playwright drives it; no browser download).
+browser-deps: setup
+	@scripts/install_browser_deps.sh $(PY)
+
+test: setup browser-deps
 	$(PY) -m pytest
 
-test-all: setup
+test-all: setup browser-deps
 	$(PY) -m pytest -m ""
 
 demo: setup
