@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 import torch
 from hydra.utils import instantiate
 from torch import nn
+from torch.utils.data import DataLoader
 
 from agents.base import AGENTS, Agent, make_agent
 from agents.registry import Registry
@@ -174,9 +175,7 @@ class Trainer:
                 self.log(metrics)
                 self.save(tag="collected")
             # 2. Train epochs on everything collected so far (resuming mid-epoch where a checkpoint left off).
-            dataset = self.dataset()
-            sampler = self.sampler(dataset)
-            loader = make_loader(dataset, sampler, self.cfg.data.num_workers)
+            loader, sampler = self.loader()
             while st.epoch < round.epochs:
                 sampler.set_epoch(st.epochs_total)
                 sampler.set_start(st.batch)
@@ -247,17 +246,15 @@ class Trainer:
         texts = [ep.instruction.instruction_text for ep in split.episodes]
         return make_agent(self.cfg.agent.name, self.cfg.agent, instructions=texts)
 
-    def dataset(self) -> TrajectoryDataset:
-        """The aggregated training data (every round so far)."""
-        return TrajectoryDataset(self.store_dir, self.data_dir / "scenes", self.camera, self.cfg.data.frames)
-
-    def sampler(self, dataset: TrajectoryDataset) -> LengthBucketBatchSampler:
-        """Length-bucketed batches of this rank."""
+    def loader(self) -> tuple[DataLoader, LengthBucketBatchSampler]:
+        """The aggregated training data (every round so far) in length-bucketed batches of this rank."""
         d = self.cfg.data
-        return LengthBucketBatchSampler(
+        dataset = TrajectoryDataset(self.store_dir, self.data_dir / "scenes", self.camera, d.frames)
+        sampler = LengthBucketBatchSampler(
             dataset.lengths, d.batch_size, d.block_batches, seed=self.cfg.seed,
             rank=self.info.rank, world_size=self.info.world_size,
         )  # fmt: skip
+        return make_loader(dataset, sampler, d.num_workers), sampler
 
     # ------------------------------------------------------------------------------ training
     def train_epoch(self, loader, sampler: LengthBucketBatchSampler) -> None:

@@ -266,7 +266,7 @@ def collect(
     hooks = [mixing, writer]
     # With beta = 1 the hook executes the expert's label whatever the policy says: skip the policy's cost.
     policy = agent if beta < 1.0 else (lambda obs: 0)
-    results = []
+    results, refused = [], []
     for slot in tqdm(
         todo, desc=f"collect round {round} (beta={beta:.3f})", disable=not progress, leave=False
     ):
@@ -274,7 +274,15 @@ def collect(
         mixing.reseed(s)
         torch.manual_seed(s)
         writer.slot = slot
-        results += rollout(env, policy, episode_ids=[plan[slot]], hooks=hooks, deterministic=False)
+        try:
+            results += rollout(env, policy, episode_ids=[plan[slot]], hooks=hooks, deterministic=False)
+        except ValueError as err:  # an episode the environment cannot start (start off the navigable area)
+            refused.append(plan[slot])
+            logger.warning("skipping slot %d: %s", slot, err)
+    if refused and len(refused) == len(todo) > 1:
+        raise RuntimeError(f"round {round}: none of {len(todo)} episodes could be run; first error above")
+    if refused:
+        logger.warning("round %d: %d episodes could not be run: %s", round, len(refused), refused[:20])
     store.refresh()
     return results
 

@@ -1,0 +1,115 @@
+"""Resume: a checkpoint restores the exact state and the next batch; a SIGKILLed run resumes and ends as an
+uninterrupted one."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from agents.base import Agent
+from trainers.base import make_trainer
+from trainers.checkpoint import list_checkpoints
+from trainers.config import register_configs, to_config
+from trainers.logging import read_metrics
+
+ROOT = Path(__file__).resolve().parents[2]
+register_configs()
+EPOCHS = 4
+
+
+def overrides(data: Path, run_dir: Path) -> list[str]:
+    """Teacher forcing on 3 expert episodes in batches of 1, a checkpoint after every update."""
+    return [
+        "experiment=smoke", "agent=cma", "trainer=bc", "trainer.n_episodes=3", f"trainer.epochs={EPOCHS}",
+        "data.batch_size=1", "checkpoint.every_steps=1", "checkpoint.every_epochs=0", "eval.every_epochs=0",
+        "eval.final=false", f"data.dir={data}", f"run_dir={run_dir}",
+    ]  # fmt: skip
+
+
+def config(data: Path, run_dir: Path, *extra: str):
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        return to_config(compose("train", overrides=[*overrides(data, run_dir), *extra]))
+
+
+def losses(run_dir: Path) -> dict[int, float]:
+    return {r["step"]: r["train/loss"] for r in read_metrics(run_dir) if "train/loss" in r}
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return Agent.load(path / "agent").state_dict()
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_dataset, tmp_path_factory):
+    """An uninterrupted run: 3 updates per epoch."""
+    run_dir = tmp_path_factory.mktemp("reference") / "run"
+    make_trainer(config(tiny_dataset, run_dir)).learn()
+    return run_dir
+
+
+def test_resume_restores_state_and_the_next_batch(reference, tiny_dataset, tmp_path):
+    run_dir = tmp_path / "resumed"
+    shutil.copytree(reference, run_dir, symlinks=True)
+    for ckpt in list_checkpoints(run_dir):
+        if int(ckpt.name) > 4:  # keep the checkpoint taken after update 4: mid-way through epoch 1
+            shutil.rmtree(ckpt)
+    trainer = make_trainer(config(tiny_dataset, run_dir, "resume=true"))
+    trainer.setup()
+    st = trainer.state
+    assert (st.step, st.round, st.epoch, st.batch, st.epochs_total, st.collected) == (4, 0, 1, 1, 1, True)
+    expected = weights(reference / "checkpoints" / "000004")
+    assert all(torch.equal(v, trainer.agent.state_dict()[k]) for k, v in expected.items())
+    loader, sampler = trainer.loader()
+    sampler.set_epoch(st.epochs_total)
+    sampler.set_start(st.batch)
+    sampler_again = type(sampler)(sampler.lengths, 1, seed=0)
+    sampler_again.set_epoch(1)
+    assert next(iter(sampler)) == sampler_again.epoch_batches()[1]
+    next_ids = next(iter(loader))["episode_id"]
+    assert next_ids == [loader.dataset[i]["episode_id"] for i in sampler_again.epoch_batches()[1]]
+    trainer.close()
+    make_trainer(config(tiny_dataset, run_dir, "resume=true")).learn()
+    assert losses(run_dir) == losses(reference) and len(losses(reference)) == 3 * EPOCHS
+    final = f"{3 * EPOCHS:06d}"
+    a, b = weights(reference / "checkpoints" / final), weights(run_dir / "checkpoints" / final)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _launch(data: Path, run_dir: Path, *extra: str) -> subprocess.Popen:
+    cmd = [sys.executable, str(ROOT / "trainers" / "run.py"), *overrides(data, run_dir), *extra]
+    return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def test_sigkill_then_resume_loses_only_the_steps_after_the_last_checkpoint(
+    reference, tiny_dataset, tmp_path
+):
+    run_dir = tmp_path / "killed"
+    proc = _launch(tiny_dataset, run_dir)
+    deadline = time.monotonic() + 240
+    while not any(int(p.name) >= 5 for p in list_checkpoints(run_dir)):
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        assert time.monotonic() < deadline, "no checkpoint within 240 s"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    last = max(int(p.name) for p in list_checkpoints(run_dir))
+    assert last < 3 * EPOCHS, "the run finished before it was killed"
+    resumed = _launch(tiny_dataset, run_dir, "resume=true")
+    _, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err.decode()[-2000:]
+    assert losses(run_dir) == losses(reference)
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    opened = [i for i, r in enumerate(rows) if r.get("event") == "open"]
+    resumed_steps = [r["step"] for r in rows[opened[-1] :] if "train/loss" in r]
+    assert resumed_steps[0] == last + 1  # the resumed run went on from the last checkpoint
+    final = f"{3 * EPOCHS:06d}"
+    a, b = weights(reference / "checkpoints" / final), weights(run_dir / "checkpoints" / final)
+    assert all(torch.equal(a[k], b[k]) for k in a)

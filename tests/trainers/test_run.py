@@ -1,0 +1,62 @@
+"""The entry point ``python trainers/run.py``: one run folder per run, a misspelt key fails naming it."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from agents.cma.config import CMAConfig
+from trainers.checkpoint import latest_checkpoint
+from trainers.config import BCConfig
+from trainers.logging import read_metrics
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN = str(ROOT / "trainers" / "run.py")
+
+
+def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, RUN, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def test_run_trains_into_a_timestamped_run_folder(tiny_dataset, tmp_path):
+    done = _run(
+        "experiment=smoke", "agent=seq2seq", "trainer=dagger", "trainer.rounds=2",
+        "trainer.episodes_per_round=2", "trainer.epochs=1", "eval.every_epochs=0",
+        "eval.final_n_episodes=1", "data.max_episode_steps=20", f"data.dir={tiny_dataset}",
+        "logger.sinks=[jsonl]", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = list((tmp_path / "runs").iterdir())
+    assert len(runs) == 1 and runs[0].name.startswith("seq2seq-dagger-")
+    run_dir = runs[0]
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert config["run_dir"] == f"runs/{run_dir.name}" and config["trainer"]["rounds"] == 2
+    assert config["agent"]["hidden_size"] == 32  # the smoke experiment's override
+    rows = read_metrics(run_dir)
+    assert any("train/loss" in r for r in rows) and any("final/success" in r for r in rows)
+    assert [r["collect/beta"] for r in rows if "collect/beta" in r] == [1.0, 0.75]
+    assert latest_checkpoint(run_dir) is not None
+    assert not (tmp_path / "outputs").exists() and not (tmp_path / ".hydra").exists()  # Hydra wrote nothing
+
+
+def test_misspelt_key_fails_before_anything_runs(tiny_dataset, tmp_path):
+    done = _run("experiment=smoke", f"data.dir={tiny_dataset}", "trainer.epocs=2", cwd=tmp_path)
+    assert done.returncode != 0 and "epocs" in done.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_resume_without_a_run_folder_says_so(tmp_path, monkeypatch):
+    from trainers.config import TrainConfig
+    from trainers.run import resolve_run_dir
+
+    monkeypatch.chdir(tmp_path)
+    config = TrainConfig(agent=CMAConfig(), trainer=BCConfig(), resume=True)
+    with pytest.raises(FileNotFoundError, match=r"no run folder runs/cma-bc-\*"):
+        resolve_run_dir(config)
+    (tmp_path / "runs" / "cma-bc-20240101-000000").mkdir(parents=True)
+    (tmp_path / "runs" / "cma-bc-20250101-000000").mkdir(parents=True)
+    assert resolve_run_dir(config) == "runs/cma-bc-20250101-000000"
+    config.resume = False
+    assert resolve_run_dir(config).startswith("runs/cma-bc-2")
