@@ -1,0 +1,115 @@
+"""Non-learning agents: the shortest-path expert, a random agent and VLN-CE's hand-crafted forward agent."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from agents.base import AGENTS, MOVE_FORWARD, NUM_ACTIONS, STOP, Agent, to_numpy
+
+
+@dataclass
+class ExpertConfig:
+    """Config of the ``expert`` agent (no options)."""
+
+    name: str = "expert"
+
+
+@dataclass
+class RandomConfig:
+    """Config of the ``random`` agent.
+
+    Attributes:
+        seed: seed of the agent's own generator.
+        stop_probability: probability of STOP at each step; the other three actions share the rest equally
+            (0.25 = uniform over the four actions).
+    """
+
+    name: str = "random"
+    seed: int = 0
+    stop_probability: float = 0.25
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.stop_probability <= 1.0:
+            raise ValueError(f"RandomConfig.stop_probability must lie in [0, 1], got {self.stop_probability}")
+
+
+@dataclass
+class ForwardConfig:
+    """Config of the ``forward`` agent.
+
+    Attributes:
+        n_forward: MOVE_FORWARD steps before STOP; 37 = VLN-CE's hand-crafted agent (9.27 m mean R2R path /
+            0.25 m).
+    """
+
+    name: str = "forward"
+    n_forward: int = 37
+
+    def __post_init__(self) -> None:
+        if self.n_forward < 0:
+            raise ValueError(f"ForwardConfig.n_forward must be >= 0, got {self.n_forward}")
+
+
+@AGENTS.register("expert")
+class ExpertAgent(Agent):
+    """Returns the environment's shortest-path expert action ``obs["expert_action"]`` (B,) int64."""
+
+    name = "expert"
+    config_class = ExpertConfig
+    is_trainable = False
+
+    def act(self, obs: Mapping[str, Any], deterministic: bool = True) -> np.ndarray:
+        """The expert actions in ``obs``; raises ``KeyError`` when the environment does not provide them."""
+        if "expert_action" not in obs:
+            raise KeyError(
+                "the expert agent needs obs['expert_action'] (B,) int64; enable the expert-action "
+                f"observation in the task (got keys {sorted(obs)})"
+            )
+        self._check_batch(obs)
+        return to_numpy(obs["expert_action"]).astype(np.int64).reshape(-1)
+
+
+@AGENTS.register("random")
+class RandomAgent(Agent):
+    """Samples actions from its own seeded generator: STOP with ``stop_probability``, the others uniformly."""
+
+    name = "random"
+    config_class = RandomConfig
+    is_trainable = False
+
+    def __init__(self, config: RandomConfig, **kwargs: Any) -> None:
+        super().__init__(config, **kwargs)
+        self._rng = np.random.default_rng(config.seed)
+        p_move = (1.0 - config.stop_probability) / (NUM_ACTIONS - 1)
+        self._probabilities = np.array([config.stop_probability] + [p_move] * (NUM_ACTIONS - 1))
+
+    def act(self, obs: Mapping[str, Any], deterministic: bool = True) -> np.ndarray:
+        """(B,) int64 random actions (``deterministic`` is ignored: the generator is seeded)."""
+        n = self._check_batch(obs)
+        return self._rng.choice(NUM_ACTIONS, size=n, p=self._probabilities).astype(np.int64)
+
+
+@AGENTS.register("forward")
+class ForwardAgent(Agent):
+    """MOVE_FORWARD for ``n_forward`` steps of an episode, then STOP."""
+
+    name = "forward"
+    config_class = ForwardConfig
+    is_trainable = False
+
+    def _init_state(self, n_envs: int) -> None:
+        self._steps = np.zeros(n_envs, dtype=np.int64)
+
+    def _clear_state(self, env_ids: np.ndarray) -> None:
+        self._steps[env_ids] = 0
+
+    def act(self, obs: Mapping[str, Any], deterministic: bool = True) -> np.ndarray:
+        """(B,) int64: MOVE_FORWARD while fewer than ``n_forward`` steps were taken since reset, else STOP."""
+        self._check_batch(obs)
+        actions = np.where(self._steps < self.config.n_forward, MOVE_FORWARD, STOP).astype(np.int64)
+        self._steps += 1
+        return actions
