@@ -9,6 +9,8 @@ import pytest
 from envs.render import CameraSpec, RenderBackendError, Renderer, TopDownMap, create_context
 from envs.render.context import EGL_PACKAGES
 from envs.render.topdown import AGENT_RGB, GOAL_RGB, OBSTACLE_RGB
+from envs.scenes.generate import generate_house
+from envs.scenes.io import load_scene
 from envs.scenes.scene import Scene, SceneMesh
 
 IDENTITY = (0.0, 0.0, 0.0, 1.0)
@@ -194,8 +196,7 @@ def test_render_many_returns_each_camera_and_agrees_with_render():
 
 
 def test_habitat_simple_room_renders_a_real_frame(habitat_scenes):
-    io = pytest.importorskip("envs.scenes.io")
-    scene = io.load_scene(habitat_scenes / "simple_room.glb")
+    scene = load_scene(habitat_scenes / "simple_room.glb")
     floor_y = float(scene.bounds()[0, 1]) + 0.21  # top of the 0.2 m floor slab
     # From a corner of the room, facing the table and the big cube near its centre (yaw -45: towards +x, -z).
     cam = CameraSpec(width=96, height=96, modalities=ALL)
@@ -209,8 +210,7 @@ def test_habitat_simple_room_renders_a_real_frame(habitat_scenes):
 
 
 def test_generated_house_frames_show_structure():
-    generate = pytest.importorskip("envs.scenes.generate")
-    scene = generate.generate_house(0)
+    scene = generate_house(0)
     room = scene.rooms[0]
     x, z = (float(v) for v in room.polygon.mean(axis=0))
     cam = CameraSpec(modalities=ALL)
