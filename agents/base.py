@@ -53,8 +53,7 @@ def config_from_dict(config_class: type, data: Mapping[str, Any], source: str = 
 def resolve_vocab(
     vocab: VocabLike | None = None, instructions: Iterable[str] | None = None
 ) -> Vocabulary | None:
-    """A ``Vocabulary`` from a vocabulary, a word list, an R2R-CE ``instruction_vocab`` dict, or instruction
-    texts."""
+    """A ``Vocabulary`` from a vocabulary, a word list, an ``instruction_vocab`` dict or instruction texts."""
     if vocab is not None and instructions is not None:
         raise ValueError("pass either vocab or instructions, not both")
     if vocab is None and instructions is None:
@@ -151,7 +150,7 @@ class Agent(nn.Module):
 
     def __init__(
         self, config: Any, vocab: VocabLike | None = None, instructions: Iterable[str] | None = None
-    ):
+    ) -> None:
         super().__init__()
         if not isinstance(config, self.config_class):
             raise TypeError(
@@ -173,9 +172,9 @@ class Agent(nn.Module):
 
         Clears the recurrent state and the previous action of the reset slots.
         """
-        if int(n_envs) < 1:
-            raise ValueError(f"reset: n_envs must be >= 1, got {n_envs}")
         n_envs = int(n_envs)
+        if n_envs < 1:
+            raise ValueError(f"reset: n_envs must be >= 1, got {n_envs}")
         if env_ids is None or self.n_envs != n_envs:
             if env_ids is not None and self.n_envs != 0:
                 raise ValueError(
@@ -218,7 +217,20 @@ class Agent(nn.Module):
         """
 
     def loss(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
-        """Training loss on a batch of padded whole trajectories: (scalar tensor, info floats)."""
+        """Training loss on a batch of B padded whole trajectories of T steps; ``batch`` is not modified.
+
+        Args:
+            batch: numpy arrays or tensors: ``rgb`` (B,T,H,W,3) uint8, ``depth`` (B,T,H,W,1) float32 metres,
+                ``instruction_text`` list[str] (B), ``actions`` (B,T) int64 expert labels, ``prev_actions``
+                (B,T) int64 action executed at t−1 (−1 at t=0), ``mask`` (B,T) bool valid steps, optionally
+                ``progress`` (B,T) float32.
+
+        Returns:
+            (scalar loss with gradients, info floats: ``loss/action``, ``loss/progress``, ``accuracy``).
+
+        Raises:
+            RuntimeError: the agent is not trainable (``is_trainable`` is False).
+        """
         raise RuntimeError(f"agent {self.name!r} is not trainable: it has no loss")
 
     def preprocess(self, obs: Mapping[str, Any]) -> dict[str, Any]:
@@ -227,8 +239,10 @@ class Agent(nn.Module):
 
     # ------------------------------------------------------------------------------------------ checkpoints
     def save(self, directory: str | os.PathLike) -> None:
-        """Write ``config.json`` and ``model.safetensors`` into ``directory`` (created; files replaced
-        atomically)."""
+        """Write ``config.json`` and ``model.safetensors`` into ``directory``.
+
+        The directory is created if needed; each file is written to a temporary name, then renamed.
+        """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         meta = {

@@ -24,8 +24,7 @@ class RNNStateEncoder(nn.Module):
                 nn.init.zeros_(param)
 
     def forward(self, x: Tensor, hidden: Tensor) -> tuple[Tensor, Tensor]:
-        """Run ``x`` (B, T, input) from ``hidden`` (B, hidden); returns outputs (B, T, hidden) and the last
-        state."""
+        """Run ``x`` (B, T, input) from ``hidden`` (B, H) → outputs (B, T, H) and the last state (B, H)."""
         out, last = self.rnn(x, hidden.unsqueeze(0).contiguous())
         return out, last.squeeze(0)
 
@@ -45,8 +44,7 @@ class CategoricalHead(nn.Module):
 
 
 def progress_head(hidden_size: int) -> nn.Linear:
-    """The progress monitor ``Linear(hidden → 1)`` (a tanh is applied to its output), VLN-CE
-    initialisation."""
+    """The progress monitor ``Linear(hidden → 1)``, VLN-CE's initialisation (a tanh follows it)."""
     layer = nn.Linear(hidden_size, 1)
     nn.init.kaiming_normal_(layer.weight, nonlinearity="tanh")
     nn.init.zeros_(layer.bias)

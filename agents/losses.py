@@ -54,7 +54,6 @@ def weighted_action_loss(logits: Tensor, actions: Tensor, mask: Tensor, coef: fl
 
 
 def progress_loss(predicted: Tensor, target: Tensor, mask: Tensor) -> Tensor:
-    """Masked mean squared error of the progress monitor over all valid steps (VLN-CE ``AuxLosses``
-    reduction)."""
+    """Mean squared error of the progress monitor over all valid steps (VLN-CE's ``AuxLosses`` reduction)."""
     squared = (predicted - target.to(predicted.dtype)) ** 2
     return (squared * mask).sum() / mask.sum().clamp(min=1)

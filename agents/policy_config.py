@@ -1,9 +1,9 @@
 """Fields shared by the configs of the recurrent VLN-CE agents (Seq2Seq, CMA), with validation and presets.
 
 The defaults are a small model that trains from scratch on a CPU: 64×64 RGB and depth, GroupNorm ResNet-18
-    encoders
-with 8 base planes, 32-d trainable word embeddings, hidden size 256. ``paper()`` gives VLN-CE's sizes: frozen
-GloVe-50, ImageNet ResNet-50 on 224×224 RGB, frozen DD-PPO ResNet-50 on 256×256 depth, hidden 512.
+encoders with 8 base planes, 32-d trainable word embeddings, hidden size 256. ``paper()`` gives VLN-CE's
+sizes: frozen GloVe-50, ImageNet ResNet-50 on 224×224 RGB, frozen DD-PPO ResNet-50 on 256×256 depth,
+hidden 512.
 """
 
 from __future__ import annotations
@@ -60,25 +60,36 @@ class VLNPolicyConfig:
 
     Attributes:
         name: registry key of the agent.
-        rgb_size, depth_size: side in pixels the RGB / depth frames are resized to.
+        rgb_size: side in pixels the RGB frames are resized to.
+        depth_size: side in pixels the depth frames are resized to.
         max_depth: metres mapped to 1.0 when depth is normalised to [0, 1].
         normalize_rgb: apply ImageNet mean/std after scaling RGB to [0, 1] (VLN-CE: off).
         max_instruction_length: tokens per instruction after truncation / padding (PAD 0, UNK 1).
-        embedding_size: word-vector size; embedding_file: VLN-CE ``embeddings.json.gz`` (rows aligned with the
-            agent's vocabulary), random init when None; fine_tune_embeddings: train the word vectors.
+        embedding_size: word-vector size.
+        embedding_file: VLN-CE ``embeddings.json.gz`` with rows aligned with the agent's vocabulary; random
+            initialisation when None.
+        fine_tune_embeddings: train the word vectors.
         instruction_hidden_size: LSTM hidden size per direction.
-        depth_backbone: ``resnet18`` / ``resnet50`` GroupNorm DD-PPO ResNet; depth_baseplanes: its width;
-            depth_input_pool: input average pooling (2 in DD-PPO); depth_flat_size: flattened size after the
-            compression conv (2048 in DD-PPO); depth_output_size: linear head / attention value size;
-            depth_weights: DD-PPO checkpoint to load; depth_trainable: train the ResNet.
-        rgb_encoder: ``torchvision`` (ImageNet ResNet layout) or ``groupnorm`` (DD-PPO layout); rgb_backbone,
-            rgb_baseplanes, rgb_input_pool, rgb_flat_size: as for depth (the last three for ``groupnorm``);
-            rgb_spatial_size: pooled map side of the ``torchvision`` kind; rgb_output_size: head size;
-            rgb_weights: torchvision state dict or DD-PPO checkpoint; rgb_trainable: train the ResNet.
+        depth_backbone: ``resnet18`` or ``resnet50`` GroupNorm (DD-PPO layout) ResNet.
+        depth_baseplanes: width of its first stage (32 in DD-PPO).
+        depth_input_pool: side of the input average pooling (2 in DD-PPO, 1 = none).
+        depth_flat_size: flattened size after the compression conv (2048 in DD-PPO).
+        depth_output_size: size of the depth linear head / attention values.
+        depth_weights: DD-PPO checkpoint to load (``gibson-2plus-resnet50.pth``).
+        depth_trainable: train the depth ResNet (False: frozen, eval mode).
+        rgb_encoder: ``torchvision`` (ImageNet ResNet layout) or ``groupnorm`` (DD-PPO layout).
+        rgb_backbone: ``resnet18`` or ``resnet50``.
+        rgb_baseplanes: first-stage width (``groupnorm`` only).
+        rgb_input_pool: input average pooling (``groupnorm`` only).
+        rgb_flat_size: flattened size after the compression conv (``groupnorm`` only).
+        rgb_spatial_size: side of the pooled map (``torchvision`` kind, CMA: 4).
+        rgb_output_size: size of the RGB linear head / attention values.
+        rgb_weights: torchvision state dict (``resnet50-*.pth``) or DD-PPO checkpoint to load.
+        rgb_trainable: train the RGB ResNet (False: frozen, eval mode).
         hidden_size: recurrent state size.
         inflection_weight: weight of inflection steps in the action loss (3.2 for R2R).
-        progress_monitor: train a progress head (tanh(Linear(hidden → 1))) with MSE when ``progress`` is
-            given.
+        progress_monitor: train a progress head ``tanh(Linear(hidden → 1))`` with MSE when the batch has
+            ``progress``.
         progress_alpha: weight of the progress loss.
     """
 
@@ -115,8 +126,7 @@ class VLNPolicyConfig:
 
     @classmethod
     def paper(cls, **overrides: Any) -> VLNPolicyConfig:
-        """VLN-CE's published sizes (``PAPER_SIZES`` plus the subclass's ``PAPER_EXTRA``), then
-        ``overrides``."""
+        """VLN-CE's published sizes: ``PAPER_SIZES``, the subclass's ``PAPER_EXTRA``, then ``overrides``."""
         return cls(**{**PAPER_SIZES, **getattr(cls, "PAPER_EXTRA", {}), **overrides})
 
     def _fail(self, field: str, expected: str) -> None:

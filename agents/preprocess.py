@@ -15,8 +15,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def resize(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Resize (N, C, H, W) float images to size×size (bilinear, anti-aliased when shrinking); no-op if
-    equal."""
+    """Resize (N, C, H, W) float images to size×size (bilinear, anti-aliased); a no-op at that size."""
     if x.shape[-2:] == (size, size):
         return x
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
@@ -46,8 +45,10 @@ def preprocess_rgb(
 def preprocess_depth(
     depth: Any, size: int, max_depth: float = 10.0, device: torch.device | str | None = None
 ) -> torch.Tensor:
-    """(..., H, W, 1) float metres (z-depth) → (N, 1, size, size) float32 in [0, 1] = clip(depth /
-    max_depth)."""
+    """(..., H, W, 1) float z-depth in metres → (N, 1, size, size) float32 ``clip(depth / max_depth, 0, 1)``.
+
+    NaN becomes 0 and +inf becomes 1.
+    """
     x = as_tensor(depth, device=device)
     if x.ndim < 3 or x.shape[-1] != 1:
         raise ValueError(f"depth must have shape (..., H, W, 1), got {tuple(x.shape)}")

@@ -3,8 +3,7 @@
 A subclass provides ``build_net`` returning a network with this interface:
 
 - ``encode_instruction(tokens (B, L)) -> Tensor`` (instruction features, batch first);
-- ``encode_observations(rgb (N, 3, h, w), depth (N, 1, h, w)) -> dict[str, Tensor]`` per-frame features (N,
-...);
+- ``encode_observations(rgb (N, 3, h, w), depth (N, 1, h, w)) -> dict[str, Tensor]`` per-frame features;
 - ``forward(instruction, features {k: (B, T, ...)}, prev_actions (B, T), hidden (B, layers, H))``
   ``-> (outputs (B, T, H), last hidden (B, layers, H))``;
 - ``progress_monitor``: ``Linear(H → 1)``.
@@ -130,6 +129,10 @@ class RecurrentVLNAgent(Agent, abstract=True):
         if actions.shape != self._prev_actions.shape:
             raise ValueError(
                 f"record_actions: expected {self._prev_actions.shape[0]} actions, got {actions.shape}"
+            )
+        if actions.size and (actions.min() < 0 or actions.max() >= NUM_ACTIONS):
+            raise ValueError(
+                f"record_actions: actions must lie in [0, {NUM_ACTIONS}), got {actions.tolist()}"
             )
         self._prev_actions = actions
 

@@ -10,8 +10,7 @@ from agents.policy_config import VLNPolicyConfig
 
 @dataclass
 class CMAConfig(VLNPolicyConfig):
-    """CMA (VLN-CE ``CMAPolicy``): GRU-1 over vision, text attention, text-conditioned visual attention,
-    GRU-2.
+    """CMA (VLN-CE ``CMAPolicy``): GRU-1 over vision, text attention, visual attention, GRU-2.
 
     Attributes (besides :class:`~agents.policy_config.VLNPolicyConfig`'s):
         bidirectional: bi-LSTM instruction encoder (VLN-CE: yes, per-token features 2 × 128).
@@ -19,8 +18,7 @@ class CMAConfig(VLNPolicyConfig):
         spatial_embedding_size: learned per-cell embedding appended to the RGB and depth maps (64 in VLN-CE).
 
     ``hidden_size`` must be even: attention queries and keys have ``hidden_size // 2`` channels.
-    ``CMAConfig.paper()`` gives VLN-CE's sizes (36.86 M parameters, 6.15 M trainable, with a 2504-word
-    vocabulary).
+    ``CMAConfig.paper()`` gives VLN-CE's sizes: 36.86 M parameters, 6.15 M trainable (2504-word vocabulary).
     """
 
     PAPER_EXTRA: ClassVar[dict[str, Any]] = {"prev_action_embedding_size": 32, "spatial_embedding_size": 64}

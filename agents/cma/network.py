@@ -3,12 +3,10 @@
 Per step (paper sizes, anchors Part B §1.6):
 1. rgb_in = ReLU(Linear(2112 → 256)(mean over cells)); depth_in = ReLU(Linear(192·16 → 128)(flatten));
    GRU-1 over [rgb_in, depth_in, prev-action 32] → state h (512).
-2. Text attention: q = Linear(512 → 256)(h), keys = Conv1d(256 → 256)(tokens), values = tokens; scaled by
-1/√256,
-   padded tokens masked.
-3. Visual attention queried by Linear(256 → 256)(text): RGB keys/values from Conv1d(2112 → 256 + 256), depth
-from
-   Conv1d(192 → 256 + 128), over the spatial cells.
+2. Text attention: q = Linear(512 → 256)(h), keys = Conv1d(256 → 256)(tokens), values = tokens;
+   scaled by 1/√256, padded tokens masked.
+3. Visual attention queried by Linear(256 → 256)(text): RGB keys/values from Conv1d(2112 → 256 + 256),
+   depth keys/values from Conv1d(192 → 256 + 128), over the spatial cells.
 4. [h, text, rgb, depth, prev-action] (1184) → ReLU(Linear(→ 512)) → GRU-2 (512) → outputs.
 """
 
@@ -74,8 +72,7 @@ class CMANet(nn.Module):
         return self.instruction_encoder(tokens)
 
     def encode_observations(self, rgb: Tensor, depth: Tensor) -> dict[str, Tensor]:
-        """Per-frame spatial features flattened over cells: ``rgb`` (N, C_rgb, S), ``depth`` (N, C_depth,
-        S')."""
+        """Per-frame spatial features, flattened over cells: ``rgb`` (N, C_rgb, S), ``depth`` (N, C_d, S')."""
         return {"rgb": self.rgb_encoder(rgb).flatten(2), "depth": self.depth_encoder(depth).flatten(2)}
 
     def _attend(self, query: Tensor, keys: Tensor, values: Tensor) -> Tensor:
@@ -96,8 +93,17 @@ class CMANet(nn.Module):
     def forward(
         self, instruction: Tensor, features: dict[str, Tensor], prev_actions: Tensor, hidden: Tensor
     ) -> tuple[Tensor, Tensor]:
-        """Run T steps: instruction (B, D, L), features (B, T, C, S), prev_actions (B, T) in [-1, 3] (−1 =
-        start), hidden (B, 2, H) → outputs (B, T, H), last hidden (B, 2, H)."""
+        """Run T steps of every trajectory.
+
+        Args:
+            instruction: (B, D, L) per-token features from :meth:`encode_instruction`.
+            features: ``rgb`` (B, T, C_rgb, S) and ``depth`` (B, T, C_d, S') from :meth:`encode_observations`.
+            prev_actions: (B, T) int64 in [-1, 3], −1 at the start of an episode.
+            hidden: (B, 2, H) states of GRU-1 and GRU-2 before the first step.
+
+        Returns:
+            outputs (B, T, H) of GRU-2 and the last states (B, 2, H).
+        """
         batch, steps = prev_actions.shape
         # (B, T, C, S) -> (B*T, C, S)
         rgb, depth = features["rgb"].flatten(0, 1), features["depth"].flatten(0, 1)

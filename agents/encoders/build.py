@@ -1,5 +1,4 @@
-"""Build the three encoders of a recurrent VLN agent from its
-:class:`~agents.policy_config.VLNPolicyConfig`."""
+"""Build the encoders of a recurrent VLN agent from its :class:`agents.policy_config.VLNPolicyConfig`."""
 
 from __future__ import annotations
 

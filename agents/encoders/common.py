@@ -25,8 +25,7 @@ def spatial_embedding_map(embedding: nn.Embedding, n: int, h: int, w: int) -> Te
 
 
 class FrozenAware(nn.Module):
-    """Base of encoders whose backbone (``_frozen_part()``) may be frozen; a frozen backbone stays in eval
-    mode."""
+    """Base of encoders whose backbone (``_frozen_part()``) may be frozen; frozen, it stays in eval mode."""
 
     trainable: bool
 
@@ -39,8 +38,7 @@ class FrozenAware(nn.Module):
             param.requires_grad_(trainable)
 
     def train(self, mode: bool = True) -> FrozenAware:
-        """Set train/eval mode; a frozen backbone is kept in eval mode (BatchNorm uses its running
-        statistics)."""
+        """Set train/eval mode; a frozen backbone stays in eval mode (BatchNorm keeps its statistics)."""
         super().train(mode)
         if not self.trainable:
             self._frozen_part().eval()

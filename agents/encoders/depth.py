@@ -1,10 +1,9 @@
-"""The DD-PPO depth encoder (habitat ``ResNetEncoder``) used by VLN-CE's ``VlnResnetDepthEncoder``, and its
-loader.
+"""The DD-PPO depth encoder (habitat ``ResNetEncoder``) of VLN-CE's ``VlnResnetDepthEncoder``, and its loader.
 
 Layout (habitat-baselines ``ddppo/policy/resnet_policy.py``): 2×2 average pooling of the input, a GroupNorm
-ResNet (base planes 32, ngroups = base planes // 2), then a 3×3 compression convolution to ``round(2048 /
-s²)`` channels (s = final spatial size) + GroupNorm(1) + ReLU. For a 256×256 depth image: 128×4×4 = 2048
-features.
+ResNet (base planes 32, ngroups = base planes // 2), then a 3×3 compression convolution to
+``round(2048 / s²)`` channels (s = final spatial size) + GroupNorm(1) + ReLU. A 256×256 depth image gives
+128×4×4 = 2048 features.
 """
 
 from __future__ import annotations

@@ -1,5 +1,4 @@
-"""GroupNorm ResNets with the module layout of habitat-baselines' DD-PPO backbones
-(``ddppo/policy/resnet.py``).
+"""GroupNorm ResNets with the module layout of habitat-baselines' DD-PPO backbones (``resnet.py``).
 
 Parameter names match habitat's (``conv1.0``, ``layer1.0.convs.0``, ``layer1.0.downsample.0`` ...) so released
 DD-PPO weights load unchanged. Differences from torchvision's ResNet: GroupNorm instead of BatchNorm, a

@@ -1,5 +1,4 @@
-"""Instruction encoder (word embedding + LSTM / bi-LSTM, VLN-CE ``InstructionEncoder``) and the GloVe
-loader."""
+"""Instruction encoder (word embedding + LSTM / bi-LSTM, VLN-CE ``InstructionEncoder``), GloVe loader."""
 
 from __future__ import annotations
 

@@ -1,11 +1,10 @@
-"""RGB encoders: VLN-CE's ImageNet ResNet (torchvision layout) or a small GroupNorm ResNet trained from
-scratch.
+"""RGB encoders: VLN-CE's ImageNet ResNet (torchvision layout) or a small GroupNorm ResNet.
 
-``torchvision`` kind (VLN-CE ``TorchVisionResNet50``): ResNet ``layer4`` map, then either a global average
+``torchvision`` kind (VLN-CE ``TorchVisionResNet50``): the ResNet ``layer4`` map, then either a global average
 pool → Linear → ReLU (Seq2Seq), or an adaptive average pool to ``spatial_size``² cells + learned per-cell
-embeddings
-(CMA: 2048 + 64 channels × 4×4). ``groupnorm`` kind: a :class:`~agents.encoders.depth.ResNetEncoder` on 3
-channels (the DD-PPO RGB layout), cheap enough to train from scratch on a CPU.
+embeddings (CMA: 2048 + 64 channels × 4×4). ``groupnorm`` kind: a
+:class:`~agents.encoders.depth.ResNetEncoder` on 3 channels (the DD-PPO RGB layout), cheap enough to train
+from scratch on a CPU.
 """
 
 from __future__ import annotations
@@ -111,7 +110,8 @@ def load_torchvision_weights(resnet: TorchvisionResNet, path: str | os.PathLike)
     """Load a torchvision ResNet state dict (e.g. ``resnet50-0676ba61.pth``) with ``weights_only=True``.
 
     A file holding ``{"state_dict": ...}`` is accepted too. The ``fc.*`` entries are skipped when ``resnet``
-    was built without a classifier.
+    was built without a classifier; missing ``num_batches_tracked`` counters (older torchvision files, such as
+    VLN-CE's ``resnet50-19c8e357.pth``) are set to 0.
 
     Raises:
         ValueError: not a state dict, or keys/shapes differ (the message lists them).
@@ -123,5 +123,7 @@ def load_torchvision_weights(resnet: TorchvisionResNet, path: str | os.PathLike)
         raise ValueError(f"{path}: expected a torchvision ResNet state dict (parameter name -> tensor)")
     if resnet.fc is None:
         state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    counters = [k for k in resnet.state_dict() if k.endswith("num_batches_tracked") and k not in state]
+    state.update({k: torch.tensor(0, dtype=torch.long) for k in counters})
     load_state_dict_checked(resnet, state, source=str(path))
     log.info("loaded torchvision ResNet weights from %s (%d tensors)", path, len(state))

@@ -54,8 +54,17 @@ class Seq2SeqNet(nn.Module):
     def forward(
         self, instruction: Tensor, features: dict[str, Tensor], prev_actions: Tensor, hidden: Tensor
     ) -> tuple[Tensor, Tensor]:
-        """Run T steps: instruction (B, D), features (B, T, ...), prev_actions (B, T) in [-1, 3] (−1 = start),
-        hidden (B, 1, H) → outputs (B, T, H), last hidden (B, 1, H)."""
+        """Run T steps of every trajectory.
+
+        Args:
+            instruction: (B, D) final instruction states from :meth:`encode_instruction`.
+            features: ``rgb`` (B, T, rgb_output_size) and ``depth`` (B, T, depth_output_size).
+            prev_actions: (B, T) int64 in [-1, 3], −1 at the start of an episode.
+            hidden: (B, 1, H) GRU state before the first step.
+
+        Returns:
+            outputs (B, T, H) and the last state (B, 1, H).
+        """
         batch, steps = prev_actions.shape
         parts = [instruction.unsqueeze(1).expand(batch, steps, -1), features["depth"], features["rgb"]]
         if self.use_prev_action:
@@ -66,8 +75,7 @@ class Seq2SeqNet(nn.Module):
 
 @AGENTS.register("seq2seq")
 class Seq2SeqAgent(RecurrentVLNAgent):
-    """VLN-CE's Seq2Seq baseline (optionally with progress monitor), trained by inflection-weighted
-    imitation."""
+    """VLN-CE's Seq2Seq baseline (+ progress monitor), trained by inflection-weighted imitation."""
 
     name = "seq2seq"
     config_class = Seq2SeqConfig

@@ -10,8 +10,7 @@ from agents.policy_config import VLNPolicyConfig
 
 @dataclass
 class Seq2SeqConfig(VLNPolicyConfig):
-    """Seq2Seq (VLN-CE ``Seq2SeqPolicy``): [instruction LSTM state, depth, RGB (, prev action)] → GRU →
-    actions.
+    """Seq2Seq (VLN-CE ``Seq2SeqPolicy``): [instruction state, depth, RGB (, prev action)] → GRU → actions.
 
     Attributes (besides :class:`~agents.policy_config.VLNPolicyConfig`'s):
         bidirectional: bi-LSTM instruction encoder (VLN-CE: uni-directional, final state only).

@@ -201,6 +201,9 @@ def test_torchvision_loader_round_trip_and_errors(tmp_path):
     assert encoder.cnn.fc is None
     for key, value in encoder.cnn.state_dict().items():
         assert torch.equal(value, source.state_dict()[key])
+    old_style = {k: v for k, v in source.state_dict().items() if not k.endswith("num_batches_tracked")}
+    torch.save(old_style, tmp_path / "old.pth")
+    load_torchvision_weights(torchvision_resnet("resnet18"), tmp_path / "old.pth")
     bad = tmp_path / "resnet50.pth"
     torch.save(torchvision_resnet("resnet50").state_dict(), bad)
     with pytest.raises(ValueError, match=r"resnet50.pth.*(unexpected keys|shape mismatches)"):
