@@ -115,12 +115,14 @@ def register_configs() -> None:
 
 @dataclass
 class AgentEntry:
-    """One agent to evaluate: ``label`` in reports, the agent, its checkpoint folder and training run."""
+    """One agent to evaluate: ``label`` in reports, the agent, its checkpoint folder and training run, and the
+    camera it was trained with (``width``/``height``/``hfov`` of the run's ``data`` config; None: unknown)."""
 
     label: str
     agent: Any
     checkpoint: Path | None = None
     run_dir: Path | None = None
+    camera: dict[str, Any] | None = None
 
 
 def agent_entries(cfg: DictConfig) -> list[AgentEntry]:
@@ -158,7 +160,20 @@ def _entry(source: str, cfg: DictConfig) -> AgentEntry:
     checkpoint = agent_dir.parent if agent_dir.name == "agent" else agent_dir
     run_dir = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else None
     label = agent.name if run_dir is None else f"{agent.name}-{run_dir.name}-{checkpoint.name}"
-    return AgentEntry(label, agent, checkpoint, run_dir)
+    return AgentEntry(label, agent, checkpoint, run_dir, training_camera(checkpoint, run_dir))
+
+
+def training_camera(checkpoint: Path, run_dir: Path | None) -> dict[str, Any] | None:
+    """``width``/``height``/``hfov`` of the ``data`` section of the checkpoint's saved run config
+    (``training_state/config.yaml``, else ``<run>/config.yaml``); None when there is none."""
+    for path in (checkpoint / "training_state" / "config.yaml", (run_dir or checkpoint) / "config.yaml"):
+        if path.is_file():
+            data = OmegaConf.to_container(OmegaConf.load(path)).get("data") or {}
+            camera = {
+                k: data[k] for k in ("width", "height", "hfov") if isinstance(data.get(k), (int, float))
+            }
+            return camera or None
+    return None
 
 
 def find_agent_dir(path: Path) -> Path:

@@ -41,7 +41,7 @@ def main(cfg: DictConfig) -> None:
             torch.manual_seed(cfg.benchmark.seed)
             summary, _ = bench.run(
                 entry.agent, folder, label=entry.label, checkpoint=entry.checkpoint,
-                deterministic=cfg.benchmark.deterministic, progress=cfg.progress,
+                deterministic=cfg.benchmark.deterministic, progress=cfg.progress, camera=entry.camera,
             )  # fmt: skip
             logger.info("%s on %s: %s -> %s", entry.label, bench.name, summary["metrics"], folder)
     finally:

@@ -74,21 +74,21 @@ class System1Benchmark(EpisodeBenchmark):
 
     tasks = SYSTEM1_TASKS
 
-    def env_kwargs(self, agent: Any) -> dict[str, Any]:
+    def env_kwargs(self, agent: Any, camera: dict[str, Any] | None = None) -> dict[str, Any]:
         """Camera and step limit as VLN, plus the agent's action mode."""
-        kwargs = super().env_kwargs(agent)
+        kwargs = super().env_kwargs(agent, camera)
         kwargs["action_mode"] = str(getattr(agent, "action_mode", "discrete"))
         kwargs["n_waypoints"] = int(getattr(agent, "n_waypoints", 4))
         return kwargs
 
-    def env_for(self, agent: Any) -> NavEnv:
+    def env_for(self, agent: Any, camera: dict[str, Any] | None = None) -> NavEnv:
         """The environment; rejects the expert on exploration, which has no goal to follow."""
         if self.task == "explore" and agent_label(agent) == "expert":
             raise ValueError(
                 f"benchmark {self.name!r}: the expert follows a shortest path to a goal and the explore "
                 "task has none; use random or a learned exploration agent"
             )
-        return super().env_for(agent)
+        return super().env_for(agent, camera)
 
     def record(self, result: EpisodeResult, termination: str) -> dict[str, Any]:
         """The VLN record plus ``stuck`` / ``timeout`` flags in the metrics."""

@@ -229,19 +229,19 @@ class EpisodeBenchmark:
         self._env_key: tuple | None = None
 
     # ------------------------------------------------------------------ environment
-    def env_kwargs(self, agent: Any) -> dict[str, Any]:
-        """NavEnv arguments for ``agent`` (subclasses add the action mode)."""
-        side = agent_camera_size(agent)
+    def env_kwargs(self, agent: Any, camera: dict[str, Any] | None = None) -> dict[str, Any]:
+        """NavEnv arguments for ``agent`` (subclasses add the action mode); see :meth:`run` for ``camera``."""
+        camera, side = camera or {}, agent_camera_size(agent)
         return {
-            "width": int(self.width or side),
-            "height": int(self.height or side),
-            "hfov": self.hfov,
+            "width": int(self.width or camera.get("width") or side),
+            "height": int(self.height or camera.get("height") or side),
+            "hfov": float(camera.get("hfov") or self.hfov),
             "max_episode_steps": self.max_episode_steps,
         }
 
-    def env_for(self, agent: Any) -> NavEnv:
+    def env_for(self, agent: Any, camera: dict[str, Any] | None = None) -> NavEnv:
         """The environment for ``agent``, reused while the arguments stay the same (scenes stay loaded)."""
-        kwargs = self.env_kwargs(agent)
+        kwargs = self.env_kwargs(agent, camera)
         key = tuple(sorted(kwargs.items()))
         if self._env is None or key != self._env_key:
             self.close()
@@ -281,6 +281,7 @@ class EpisodeBenchmark:
         deterministic: bool = True,
         video_dir: str | Path | None = None,
         progress: bool = False,
+        camera: dict[str, Any] | None = None,
     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """Run ``agent`` on every episode of the list.
 
@@ -292,12 +293,14 @@ class EpisodeBenchmark:
             deterministic: passed to ``agent.act``.
             video_dir: where videos go (default ``out_dir/videos``).
             progress: show a progress bar.
+            camera: ``width``/``height``/``hfov`` the agent was trained with (its run's config); they apply
+                where the benchmark leaves the size open (None) and replace its ``hfov``.
 
         Returns:
             ``(summary, records)``, identical on every rank.
         """
         rank, world, dist = distributed_context()
-        env = self.env_for(feed_expert(agent))
+        env = self.env_for(feed_expert(agent), camera)
         hooks = self.hooks()
         if video_dir is None and out_dir is not None:
             video_dir = Path(out_dir) / "videos"

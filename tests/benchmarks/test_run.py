@@ -29,8 +29,9 @@ def _compose(*overrides):
 
 @pytest.fixture(scope="module")
 def run_dir(tiny_dataset, tmp_path_factory):
-    """A training run folder: metrics.jsonl and checkpoints/000007/agent with ``last`` pointing at it."""
+    """A training run folder: config.yaml, metrics.jsonl and checkpoints/000007/agent with ``last`` at it."""
     run = tmp_path_factory.mktemp("cma_run")
+    (run / "config.yaml").write_text("data:\n  dir: x\n  width: 48\n  height: 40\n  hfov: 80.0\n")
     agent = make_agent("cma", vocab=load_episodes(tiny_dataset / "train").vocab)
     agent.save(run / "checkpoints" / "000007" / "agent")
     os.symlink("000007", run / "checkpoints" / "last")
@@ -88,7 +89,7 @@ def test_checkpoints_are_found_from_every_form(run_dir):
         find_agent_dir(run_dir / "nope")
     (entry,) = agent_entries(_compose("agent=cma", f"checkpoint={run_dir}/checkpoints/last"))
     assert entry.label == f"cma-{run_dir.name}-000007" and entry.run_dir == run_dir.resolve()
-    assert entry.agent.name == "cma"
+    assert entry.agent.name == "cma" and entry.camera == {"width": 48, "height": 40, "hfov": 80.0}
     with pytest.raises(ValueError, match="seq2seq"):
         agent_entries(_compose("agent=seq2seq", f"checkpoint={run_dir}"))
 
@@ -112,6 +113,9 @@ def test_command_line_compares_agents_in_one_call(tiny_dataset, run_dir, tmp_pat
     assert summaries["expert"]["metrics"]["success"] == 1.0
     assert {s["episode_ids"][0] for s in summaries.values()} == {summaries["expert"]["episode_ids"][0]}
     assert summaries[labels[2]]["checkpoint"].endswith("000007")
+    # The checkpoint is evaluated with the camera of its training run; built-in agents with the default.
+    assert summaries[labels[2]]["camera"] == {"width": 48, "height": 40, "hfov": 80.0}
+    assert summaries["expert"]["camera"] == {"width": 64, "height": 64, "hfov": 90.0}
     report = (out / "report.md").read_text()
     assert all(f"| {label} |" in report for label in labels) and "learning_curves.png" in report
     assert (out / "config.yaml").is_file()
