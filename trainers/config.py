@@ -184,6 +184,8 @@ class DAggerConfig(TrainerConfig):
     Attributes:
         rounds: number of rounds R.
         episodes_per_round: episodes collected per round.
+        first_round_episodes: episodes of round 0 when it is pure expert data (β = 1), e.g. the whole split
+            (None: ``episodes_per_round``, as VLN-CE).
         p: base of the β schedule, in [0, 1].
         beta_offset: added to the exponent (VLN-CE adds 1 when starting from a checkpoint).
     """
@@ -192,6 +194,7 @@ class DAggerConfig(TrainerConfig):
     epochs: int = 2
     rounds: int = 3
     episodes_per_round: int = 100
+    first_round_episodes: int | None = None
     p: float = 0.75
     beta_offset: int = 0
 
@@ -199,6 +202,8 @@ class DAggerConfig(TrainerConfig):
         super().__post_init__()
         _check(self.rounds >= 1, "trainer.rounds", self.rounds, ">= 1")
         _check(self.episodes_per_round >= 1, "trainer.episodes_per_round", self.episodes_per_round, ">= 1")
+        first = self.first_round_episodes
+        _check(first is None or first >= 1, "trainer.first_round_episodes", first, ">= 1 or null")
         _check(0.0 <= self.p <= 1.0, "trainer.p", self.p, "in [0, 1]")
         _check(self.beta_offset >= 0, "trainer.beta_offset", self.beta_offset, ">= 0")
 

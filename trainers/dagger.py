@@ -27,7 +27,11 @@ class DAggerTrainer(Trainer):
     config_class = DAggerConfig
 
     def rounds(self) -> list[Round]:
-        """Round ``i`` collects ``episodes_per_round`` episodes with β = p^(i + beta_offset)."""
+        """Round ``i`` collects ``episodes_per_round`` episodes with β = p^(i + beta_offset) (round 0:
+        ``first_round_episodes`` when set and β = 1)."""
         c = self.tcfg
         betas = beta_schedule(c.rounds, c.p, c.beta_offset)
-        return [Round(i, beta, c.episodes_per_round, c.epochs) for i, beta in enumerate(betas)]
+        rounds = [Round(i, beta, c.episodes_per_round, c.epochs) for i, beta in enumerate(betas)]
+        if c.first_round_episodes is not None and betas[0] == 1.0:
+            rounds[0].n_episodes = c.first_round_episodes
+        return rounds

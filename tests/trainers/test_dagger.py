@@ -70,11 +70,12 @@ def test_dagger_trains_on_the_aggregate(dagger_run):
     assert final["final/episodes"] == 2 and 0.0 <= final["final/success"] <= 1.0
 
 
-def test_dagger_reuses_an_expert_store_as_round_zero(dagger_run, tiny_dataset, tmp_path):
+def test_dagger_reuses_an_expert_store_as_its_first_round(dagger_run, tiny_dataset, tmp_path):
     from trainers.data.collect import collect_expert
 
     collect_expert(tiny_dataset, "train", tmp_path / "expert", n_episodes=3, progress=False)
-    overrides = ["trainer.rounds=1", f"data.init_store={tmp_path / 'expert'}", "eval.final=false"]
+    overrides = ["trainer.rounds=1", "trainer.episodes_per_round=5", "trainer.first_round_episodes=3"]
+    overrides += [f"data.init_store={tmp_path / 'expert'}", "eval.final=false"]
     trainer = make_trainer(dagger_config(tiny_dataset, tmp_path / "run", *overrides))
     trainer.learn()
     rows = read_metrics(tmp_path / "run")
