@@ -61,13 +61,15 @@ class ExpertAgent(Agent):
     name = "expert"
     config_class = ExpertConfig
     is_trainable = False
+    #: The rollout loop adds ``obs["expert_action"]`` for policies that set this.
+    requires_expert = True
 
     def act(self, obs: Mapping[str, Any], deterministic: bool = True) -> np.ndarray:
         """The expert actions in ``obs``; raises ``KeyError`` when the environment does not provide them."""
         if "expert_action" not in obs:
             raise KeyError(
-                "the expert agent needs obs['expert_action'] (B,) int64; enable the expert-action "
-                f"observation in the task (got keys {sorted(obs)})"
+                "the expert agent needs obs['expert_action'] (B,) int64, which envs.rollout.rollout adds "
+                f"for policies with requires_expert=True (got keys {sorted(obs)})"
             )
         self._check_batch(obs)
         return to_numpy(obs["expert_action"]).astype(np.int64).reshape(-1)

@@ -27,7 +27,6 @@ import logging
 import math
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from envs.fileio import atomic_path, atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -166,15 +167,8 @@ def legend_names(evaluations: Sequence[Evaluation]) -> list[str]:
 
 def _save(fig: Any, path: Path) -> Path:
     """Save a figure as PNG atomically."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
+    with atomic_path(path, keep_suffix=True) as tmp:
         fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
 
 
@@ -287,9 +281,7 @@ def write_report(
             lines += [f"## {title}", "", f"![{title}]({png.name})", ""]
     lines += _details(evaluations, out)
     path = out / "report.md"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("\n".join(lines))
-    os.replace(tmp, path)
+    atomic_write(path, "\n".join(lines).encode())
     return path
 
 

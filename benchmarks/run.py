@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from benchmarks.config import agent_entries, build_benchmark, output_dirs, register_configs  # noqa: E402
 from benchmarks.report import write_report  # noqa: E402
-from benchmarks.vln import write_atomic  # noqa: E402
+from envs.fileio import atomic_write  # noqa: E402
 
 logger = logging.getLogger("benchmarks.run")
 register_configs()
@@ -33,7 +33,7 @@ def main(cfg: DictConfig) -> None:
     entries = agent_entries(cfg)
     bench = build_benchmark(cfg)
     out, dirs = output_dirs(cfg, [e.label for e in entries])
-    write_atomic(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    atomic_write(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True).encode())
     try:
         for entry, folder in zip(entries, dirs, strict=True):
             random.seed(cfg.benchmark.seed)

@@ -28,8 +28,6 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,6 +39,7 @@ import numpy as np
 from agents.registry import Registry
 from envs.datasets.r2r import R2RDataset, load_episodes
 from envs.env import NavEnv
+from envs.fileio import atomic_write
 from envs.rollout import EpisodeResult, RolloutHook, rollout
 from envs.tasks import measures
 
@@ -117,30 +116,6 @@ def agent_camera_size(agent: Any, default: int = DEFAULT_CAMERA_SIZE) -> int:
 def agent_label(agent: Any) -> str:
     """The agent's registry name (``agent.name``), else its class name."""
     return str(getattr(agent, "name", None) or type(agent).__name__)
-
-
-def feed_expert(agent: Any) -> Any:
-    """Make :func:`rollout` give the ``expert`` agent ``obs["expert_action"]`` (rollout reads
-    ``requires_expert``)."""
-    if agent_label(agent) == "expert" and not getattr(agent, "requires_expert", False):
-        agent.requires_expert = True
-    return agent
-
-
-def write_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder renamed into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
 
 
 def distributed_context() -> tuple[int, int, Any]:
@@ -300,7 +275,7 @@ class EpisodeBenchmark:
             ``(summary, records)``, identical on every rank.
         """
         rank, world, dist = distributed_context()
-        env = self.env_for(feed_expert(agent), camera)
+        env = self.env_for(agent, camera)
         hooks = self.hooks()
         if video_dir is None and out_dir is not None:
             video_dir = Path(out_dir) / "videos"
@@ -401,8 +376,8 @@ def select_episodes(
 def write_results(out_dir: str | Path, summary: dict[str, Any], records: Sequence[dict[str, Any]]) -> None:
     """Write ``episodes.jsonl`` then ``summary.json`` into ``out_dir``, each atomically."""
     out = Path(out_dir)
-    write_atomic(out / "episodes.jsonl", "".join(json.dumps(_jsonable(r)) + "\n" for r in records))
-    write_atomic(out / "summary.json", json.dumps(_jsonable(summary), indent=2) + "\n")
+    atomic_write(out / "episodes.jsonl", "".join(json.dumps(_jsonable(r)) + "\n" for r in records).encode())
+    atomic_write(out / "summary.json", (json.dumps(_jsonable(summary), indent=2) + "\n").encode())
 
 
 def _jsonable(obj: Any) -> Any:

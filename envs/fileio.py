@@ -16,11 +16,18 @@ from pathlib import Path
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path to write; on success it is renamed to ``path``, on error removed."""
+def atomic_path(path: str | os.PathLike, keep_suffix: bool = False) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it is renamed to ``path``, on error removed.
+
+    ``keep_suffix`` ends the temporary name with ``path``'s suffix (``.tmp.mp4``) for writers that infer the
+    format from the name (imageio, matplotlib).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
+    # The destination's suffix is kept last so writers that infer the format from the name (imageio) work.
+    fd, tmp = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=f".tmp{path.suffix}"
+    )
     try:
         umask = os.umask(0)
         os.umask(umask)

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +20,7 @@ import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
+from envs.fileio import atomic_path
 from envs.visualize import compose_frame
 
 logger = logging.getLogger(__name__)
@@ -268,16 +267,12 @@ def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: int = 8) ->
     path.parent.mkdir(parents=True, exist_ok=True)
     h = max(f.shape[0] for f in frames) + max(f.shape[0] for f in frames) % 2
     w = max(f.shape[1] for f in frames) + max(f.shape[1] for f in frames) % 2
-    fd, tmp = tempfile.mkstemp(suffix=".mp4", dir=path.parent)
-    os.close(fd)
-    try:
-        with imageio.get_writer(tmp, fps=fps, codec="libx264", macro_block_size=1, quality=7) as writer:
+    with atomic_path(path, keep_suffix=True) as tmp:
+        with imageio.get_writer(
+            tmp, format="FFMPEG", fps=fps, codec="libx264", macro_block_size=1, quality=7
+        ) as writer:
             for f in frames:
                 canvas = np.full((h, w, 3), 255, np.uint8)
                 canvas[: f.shape[0], : f.shape[1]] = f
                 writer.append_data(canvas)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
