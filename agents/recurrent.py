@@ -115,6 +115,7 @@ class RecurrentVLNAgent(Agent, abstract=True):
         layers, hidden = self.num_recurrent_layers, self.config.hidden_size
         self._hidden = torch.zeros(n_envs, layers, hidden, device=self.device)
         self._prev_actions = np.full(n_envs, -1, dtype=np.int64)
+        self._instruction_cache: tuple[tuple[str, ...], Tensor] | None = None
 
     def _clear_state(self, env_ids: np.ndarray) -> None:
         # Out-of-place on the stored state: it may be an inference tensor from act().
@@ -122,6 +123,7 @@ class RecurrentVLNAgent(Agent, abstract=True):
         hidden[torch.as_tensor(env_ids, device=hidden.device)] = 0.0
         self._hidden = hidden
         self._prev_actions[env_ids] = -1
+        self._instruction_cache = None
 
     def record_actions(self, actions: Any) -> None:
         """Use the executed actions (B,) as the previous actions of the next step."""
@@ -139,7 +141,11 @@ class RecurrentVLNAgent(Agent, abstract=True):
     def _step_logits(self, obs: Mapping[str, Any]) -> Tensor:
         """(B, NUM_ACTIONS) logits of one step; advances the recurrent state."""
         inputs = self.preprocess(obs)
-        instruction = self.net.encode_instruction(inputs["instruction"])
+        # An instruction is fixed for a whole episode: encode it once (the cache is cleared by reset()).
+        texts = tuple(_texts(obs))
+        if self._instruction_cache is None or self._instruction_cache[0] != texts:
+            self._instruction_cache = (texts, self.net.encode_instruction(inputs["instruction"]))
+        instruction = self._instruction_cache[1]
         features = self.net.encode_observations(inputs["rgb"], inputs["depth"])
         # (B, ...) -> (B, T=1, ...)
         features = {k: v.unsqueeze(1) for k, v in features.items()}
