@@ -34,7 +34,7 @@ test-all: setup browser-deps
 	$(PY) -m pytest -m ""
 
 demo: setup
-	$(PY) -m envs.demo
+	scripts/demo.sh $(PY)
 
 bench: setup
 	$(PY) benchmarks/throughput.py
