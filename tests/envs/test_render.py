@@ -8,7 +8,10 @@ import pytest
 
 from envs.render import CameraSpec, RenderBackendError, Renderer, TopDownMap, create_context
 from envs.render.context import EGL_PACKAGES
+from envs.render.culling import build_chunks
+from envs.render.geometry import prepare_batch
 from envs.render.topdown import AGENT_RGB, GOAL_RGB, OBSTACLE_RGB
+from envs.render.uniforms import frame_camera
 from envs.scenes.generate import generate_house
 from envs.scenes.io import load_scene
 from envs.scenes.scene import Scene, SceneMesh
@@ -221,6 +224,124 @@ def test_generated_house_frames_show_structure():
         assert np.all(out["depth"] < cam.max_depth)  # indoors every ray hits a wall, floor or ceiling
         assert len(np.unique(out["semantic"])) >= 3 and np.all(out["semantic"] > 0)
     renderer.release()
+
+
+# --- culling and upload -------------------------------------------------------------------------------------
+
+
+def _house_poses(scene: Scene, rng: np.random.Generator, n: int) -> list:
+    """Random cameras and agent poses: mostly inside the rooms, some outside the house looking anywhere."""
+    lo, hi = scene.bounds()
+    out = []
+    for k in range(n):
+        if k % 5 == 4:
+            position = rng.uniform(lo - 4.0, hi + 4.0)
+        else:
+            corners = scene.rooms[rng.integers(len(scene.rooms))].polygon
+            position = np.r_[0.0, 0.0, 0.0]
+            position[[0, 2]] = rng.uniform(corners.min(axis=0) + 0.2, corners.max(axis=0) - 0.2)
+        width, height = (int(v) for v in rng.choice([32, 48, 97, 128], size=2))
+        cam = CameraSpec(
+            width=width,
+            height=height,
+            hfov=float(rng.uniform(40.0, 120.0)),
+            position=(0.0, float(rng.uniform(0.2, 2.4)), 0.0),
+            pitch=float(rng.uniform(-60.0, 60.0)),
+            modalities=ALL if k % 3 else ("rgb",),
+        )
+        out.append((cam, position, yaw_quat(float(rng.uniform(0.0, 360.0)))))
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_culling_never_changes_a_pixel(seed):
+    scene = generate_house(seed)
+    culled, full = Renderer(scene), Renderer(scene, cull=False)
+    skipped = 0
+    for cam, position, rotation in _house_poses(scene, np.random.default_rng(seed), 150):
+        a, b = culled.render(cam, position, rotation), full.render(cam, position, rotation)
+        assert set(a) == set(b) == set(cam.modalities)
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=f"{key} at {position}, {cam}")
+        assert full.stats.triangles == scene.n_triangles
+        skipped += full.stats.triangles - culled.stats.triangles
+    assert skipped > 0.5 * 150 * scene.n_triangles  # culling does skip most of the house
+    culled.release()
+    full.release()
+
+
+def test_culling_skips_what_is_behind_a_wall_or_the_camera():
+    hidden = [box((x, 1.0, -6.0), (0.5, 0.5, 0.5), sem=5) for x in np.linspace(-3, 3, 7)]  # behind the wall
+    behind = [box((x, 1.0, 4.0), (0.5, 0.5, 0.5), sem=6) for x in np.linspace(-3, 3, 7)]  # behind the camera
+    front = box((0.0, 1.25, -1.0), (0.3, 0.3, 0.3), sem=7)
+    scene = Scene([wall(-1.5, sem=2), front, *hidden, *behind])  # nearer than culling.SPLIT: an occluder
+    culled, full = Renderer(scene), Renderer(scene, cull=False)
+    cam = CameraSpec(modalities=ALL)
+    a, b = culled.render(cam, ORIGIN, IDENTITY), full.render(cam, ORIGIN, IDENTITY)
+    for key in ALL:
+        np.testing.assert_array_equal(a[key], b[key])
+    assert set(np.unique(a["semantic"])) == {2, 7}
+    assert full.stats.triangles == scene.n_triangles == 2 + 12 * 15
+    assert culled.stats.triangles == 2 + 12  # the wall and the box in front of it
+    culled.release()
+    full.release()
+
+
+def test_frame_camera_matches_camera_spec():
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        cam = CameraSpec(
+            width=int(rng.integers(16, 300)),
+            height=int(rng.integers(16, 300)),
+            hfov=float(rng.uniform(20, 150)),
+            position=tuple(rng.uniform(-0.3, 1.5, 3)),
+            pitch=float(rng.uniform(-90, 90)),
+        )
+        position, rotation = rng.uniform(-5, 5, 3), rng.normal(size=4)
+        frame = frame_camera(cam, position, rotation)
+        view = cam.view_matrix(position, rotation)
+        expected = np.diag([1.0, -1.0, 1.0, 1.0]) @ cam.projection_matrix() @ view  # GL row 0 = image top
+        np.testing.assert_allclose(np.array(frame.mvp), expected, rtol=1e-5, atol=1e-5)
+        mvp = np.frombuffer(frame.mvp_bytes, np.float32).reshape(4, 4).T  # column-major
+        np.testing.assert_allclose(mvp, expected, rtol=1e-5, atol=1e-5)
+        eye = np.frombuffer(frame.eye_bytes, np.float32)
+        np.testing.assert_allclose(eye, cam.pose(position, rotation)[:3, 3], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="quaternion"):
+        frame_camera(CameraSpec(), ORIGIN, (0, 0, 0, 0))
+    with pytest.raises(ValueError, match="position"):
+        frame_camera(CameraSpec(), (0.0, float("nan"), 0.0), IDENTITY)
+
+
+def test_prepare_batch_keeps_faces_and_gives_each_its_own_last_vertex():
+    rng = np.random.default_rng(2)
+    # A fan around one vertex (more faces than vertices there) plus random triangles over a 9 m square.
+    fan = [[0, k, k + 1] for k in range(1, 9)]
+    faces = np.array(fan + rng.integers(0, 60, (200, 3)).tolist())
+    positions = rng.uniform(-4.5, 4.5, (60, 3)).astype(np.float32)
+    sem = rng.integers(1, 50, len(faces)).astype(np.int32)
+    out = prepare_batch(positions, faces, sem)
+    corners = positions[out.vertex_source][out.faces]  # (F, 3, 3) in chunk order
+    original = positions[faces][out.chunks.order]
+    for k in range(len(faces)):  # the same triangle, corners rotated (winding kept)
+        assert any(np.array_equal(corners[k], np.roll(original[k], r, axis=0)) for r in range(3))
+    last = out.faces[:, 2]
+    assert len(np.unique(last)) == len(faces)
+    np.testing.assert_array_equal(out.semantic_ids[last], sem[out.chunks.order])
+    normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    lengths = np.linalg.norm(normals, axis=1, keepdims=True)
+    np.testing.assert_allclose(out.normals[last] * lengths, normals, atol=1e-5)
+    # Chunks are contiguous, cover every face once, bound their faces, and use their own vertex runs.
+    chunks = out.chunks
+    np.testing.assert_array_equal(np.sort(chunks.order), np.arange(len(faces)))
+    np.testing.assert_array_equal(chunks.first, np.r_[0, np.cumsum(chunks.count)[:-1]])
+    runs = []
+    for first, count, lo, hi in zip(chunks.first, chunks.count, chunks.lo, chunks.hi, strict=True):
+        tri = corners[first : first + count]
+        assert np.all(tri >= lo - 1e-6) and np.all(tri <= hi + 1e-6)
+        runs.append((out.faces[first : first + count].min(), out.faces[first : first + count].max()))
+    assert all(a[1] < b[0] for a, b in zip(runs[:-1], runs[1:], strict=True))
+    with pytest.raises(ValueError, match="chunk_size"):
+        build_chunks(original, chunk_size=0.0)
 
 
 # --- CameraSpec validation ----------------------------------------------------------------------------------

@@ -1,0 +1,117 @@
+"""Per-frame camera matrices of the renderer, in plain Python floats.
+
+A frame of the renderer costs well under a millisecond, and between llvmpipe's draws every numpy call runs
+with cold caches (several microseconds each), so the few dozen multiply-adds of the camera matrices are done
+on Python floats and packed straight into uniform bytes. The camera model is :class:`CameraSpec`'s
+(:meth:`CameraSpec.pose`, :meth:`CameraSpec.projection_matrix`, :meth:`CameraSpec.intrinsics`); a test checks
+that the matrices agree.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from envs.render.camera import CameraSpec
+
+_MAT4 = struct.Struct("16f")
+_VEC4 = struct.Struct("4f")
+_VEC3 = struct.Struct("3f")
+
+
+@dataclass(frozen=True)
+class FrameCamera:
+    """A camera at one pose, as the renderer uses it.
+
+    Attributes:
+        mvp: the 4 rows of the world -> clip matrix (column vectors), with clip-space y mirrored so that GL
+            window row 0 is the image's top row.
+        mvp_bytes: ``mvp`` as float32, column-major (GLSL's layout).
+        view_z_bytes: float32 (4,) minus the third row of the view matrix: its dot product with a homogeneous
+            world point is the point's z-depth in metres.
+        eye_bytes: float32 (3,) camera position, world frame, metres.
+        pixel_bytes: float32 (1 / fx, -1 / fy, -cx / fx, cy / fy): window position -> camera-frame ray.
+    """
+
+    mvp: tuple[tuple[float, float, float, float], ...]
+    mvp_bytes: bytes
+    view_z_bytes: bytes
+    eye_bytes: bytes
+    pixel_bytes: bytes
+
+
+def _quaternion(rotation: Sequence[float]) -> tuple[float, float, float, float]:
+    try:
+        x, y, z, w = (float(v) for v in rotation)
+    except (TypeError, ValueError):
+        raise ValueError(f"rotation must be a quaternion [x, y, z, w], got {rotation!r}") from None
+    n = math.sqrt(x * x + y * y + z * z + w * w)
+    if not math.isfinite(n) or n < 1e-12:
+        raise ValueError(f"rotation must be a non-zero finite quaternion [x, y, z, w], got {list(rotation)}")
+    return x / n, y / n, z / n, w / n
+
+
+def _position(position: Sequence[float]) -> tuple[float, float, float]:
+    try:
+        x, y, z = (float(v) for v in position)
+    except (TypeError, ValueError):
+        raise ValueError(f"agent position must be 3 finite numbers [x, y, z], got {position!r}") from None
+    if not (math.isfinite(x) and math.isfinite(y) and math.isfinite(z)):
+        raise ValueError(f"agent position must be 3 finite numbers [x, y, z], got {position!r}")
+    return x, y, z
+
+
+def _projection(camera: CameraSpec) -> tuple[float, float, float, float, bytes]:
+    """(P00, P11, P22, P23, pixel bytes) of the camera's perspective matrix and intrinsics."""
+    p = camera.projection_matrix()
+    fx, fy, cx, cy = camera.intrinsics()
+    pixel = _VEC4.pack(1.0 / fx, -1.0 / fy, -cx / fx, cy / fy)  # window y grows down the image
+    return float(p[0, 0]), float(p[1, 1]), float(p[2, 2]), float(p[2, 3]), pixel
+
+
+_projections: dict[tuple, tuple[float, float, float, float, bytes]] = {}
+
+
+def frame_camera(camera: CameraSpec, position: Sequence[float], rotation: Sequence[float]) -> FrameCamera:
+    """The matrices of ``camera`` on an agent at ``position`` (metres) turned by quaternion ``rotation``.
+
+    Raises:
+        ValueError: the position is not 3 finite numbers or the quaternion is zero or not finite.
+    """
+    key = (camera.width, camera.height, camera.hfov, camera.near, camera.far)
+    proj = _projections.get(key)
+    if proj is None:
+        proj = _projections[key] = _projection(camera)
+    p00, p11, p22, p23, pixel = proj
+    qx, qy, qz, qw = _quaternion(rotation)
+    px, py, pz = _position(position)
+    # Agent rotation (as quat_to_matrix), then the camera's pitch about its x axis.
+    a = (
+        (1 - 2 * (qy * qy + qz * qz), 2 * (qx * qy - qz * qw), 2 * (qx * qz + qy * qw)),
+        (2 * (qx * qy + qz * qw), 1 - 2 * (qx * qx + qz * qz), 2 * (qy * qz - qx * qw)),
+        (2 * (qx * qz - qy * qw), 2 * (qy * qz + qx * qw), 1 - 2 * (qx * qx + qy * qy)),
+    )
+    c, s = math.cos(math.radians(camera.pitch)), math.sin(math.radians(camera.pitch))
+    rot = tuple((r[0], r[1] * c + r[2] * s, r[2] * c - r[1] * s) for r in a)  # a @ rot_x(pitch)
+    ox, oy, oz = camera.position
+    eye = tuple(p + r[0] * ox + r[1] * oy + r[2] * oz for p, r in zip((px, py, pz), a, strict=True))
+    # View rows: the camera's axes (columns of rot) and minus their dot products with the eye.
+    view = [
+        (rot[0][k], rot[1][k], rot[2][k], -(rot[0][k] * eye[0] + rot[1][k] * eye[1] + rot[2][k] * eye[2]))
+        for k in range(3)
+    ]
+    mvp = (
+        tuple(p00 * v for v in view[0]),
+        tuple(-p11 * v for v in view[1]),  # mirrored y
+        tuple(p22 * v for v in view[2][:3]) + (p22 * view[2][3] + p23,),
+        tuple(-v for v in view[2]),
+    )
+    return FrameCamera(
+        mvp=mvp,
+        mvp_bytes=_MAT4.pack(*(mvp[r][k] for k in range(4) for r in range(4))),
+        view_z_bytes=_VEC4.pack(*mvp[3]),
+        eye_bytes=_VEC3.pack(*eye),
+        pixel_bytes=pixel,
+    )
