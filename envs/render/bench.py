@@ -1,9 +1,12 @@
-"""Renderer speed on a synthetic scene: ``python -m envs.render.bench [--triangles 15000] [--frames 300]``.
+"""Renderer speed: ``python -m envs.render.bench [--scene boxes|house] [--frames 300] [--sizes 128 224]``.
 
-The scene is deterministic (boxes of random size and colour over a 16 m × 16 m floor, 12 triangles each), so
-numbers compare across machines and commits; it is denser than a house (much overdraw), so it bounds the cost
-from above. The camera turns in place at the centre; every frame is read back. Prints one JSON line per
-(size, modalities) with milliseconds per frame.
+Scenes are deterministic, so numbers compare across machines and commits. ``boxes`` (default) is random
+axis-aligned boxes of random size and colour over a 16 m × 16 m floor, 12 triangles each (``--triangles``);
+it is denser than a house (much overdraw), so it bounds the cost from above. ``house`` is
+``generate_house(--seed)``. The camera turns in place at the centre of the scene (of its first room for a
+house); every frame is read back. Culling on and off are timed in alternating blocks of frames, so that a
+busy machine slows both alike. Prints one JSON line per (size, modalities, culling) with milliseconds per
+frame and the triangles submitted per frame.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import numpy as np
 
 from envs.render.camera import CameraSpec
 from envs.render.renderer import Renderer
+from envs.scenes.generate import generate_house
 from envs.scenes.scene import Scene, SceneMesh
 
 _BOX_FACES = np.array(
@@ -25,6 +29,7 @@ _BOX_FACES = np.array(
     np.int32,
 )
 _CORNERS = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], np.float32)
+_BLOCK = 20  # frames per timing block
 
 
 def box_scene(n_triangles: int, seed: int = 0) -> Scene:
@@ -40,33 +45,57 @@ def box_scene(n_triangles: int, seed: int = 0) -> Scene:
     return Scene([SceneMesh(vertices, faces, colors, ids)], name=f"boxes_{n_triangles}")
 
 
-def time_frames(renderer: Renderer, camera: CameraSpec, n_frames: int) -> float:
-    """Milliseconds per frame of ``renderer.render`` while turning in place (after 20 warm-up frames)."""
-    for _ in range(20):
-        renderer.render(camera, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0))
-    start = time.perf_counter()
-    for k in range(n_frames):
-        half = 0.025 * k
-        renderer.render(camera, (0.0, 0.0, 0.0), (0.0, math.sin(half), 0.0, math.cos(half)))
-    return 1000.0 * (time.perf_counter() - start) / n_frames
+def time_frames(
+    renderers: list[Renderer], camera: CameraSpec, n_frames: int, position: tuple[float, float, float]
+) -> list[tuple[float, float]]:
+    """(milliseconds per frame, triangles per frame) of each renderer turning in place at ``position``.
+
+    The renderers take turns, :data:`_BLOCK` frames at a time, after 20 warm-up frames each.
+    """
+    for renderer in renderers:
+        for _ in range(20):
+            renderer.render(camera, position, (0.0, 0.0, 0.0, 1.0))
+    seconds, triangles = [0.0] * len(renderers), [0] * len(renderers)
+    for start in range(0, n_frames, _BLOCK):
+        frames = range(start, min(start + _BLOCK, n_frames))
+        for i, renderer in enumerate(renderers):
+            begin = time.perf_counter()
+            for k in frames:
+                half = 0.025 * k
+                renderer.render(camera, position, (0.0, math.sin(half), 0.0, math.cos(half)))
+                triangles[i] += renderer.stats.triangles
+            seconds[i] += time.perf_counter() - begin
+    return [(1000.0 * s / n_frames, t / n_frames) for s, t in zip(seconds, triangles, strict=True)]
 
 
 def main(argv: list[str] | None = None) -> None:
     """Parse the command line and print one JSON line per measurement."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--triangles", type=int, default=15000)
+    parser.add_argument("--scene", choices=("boxes", "house"), default="boxes")
+    parser.add_argument("--triangles", type=int, default=15000, help="boxes: number of triangles")
+    parser.add_argument("--seed", type=int, default=0, help="house: generator seed")
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 224])
     args = parser.parse_args(argv)
-    renderer = Renderer(box_scene(args.triangles))
-    info = renderer.ctx.info.get("GL_RENDERER", "?")
+    if args.scene == "house":
+        scene = generate_house(args.seed)
+        x, z = (float(v) for v in scene.rooms[0].polygon.mean(axis=0))
+        position = (x, scene.rooms[0].floor_y, z)
+    else:
+        scene, position = box_scene(args.triangles), (0.0, 0.0, 0.0)
+    renderers = [Renderer(scene), Renderer(scene, cull=False)]
+    info = renderers[0].ctx.info.get("GL_RENDERER", "?")
     for size in args.sizes:
         for modalities in (("rgb", "depth"), ("rgb",), ("depth",), ("rgb", "depth", "semantic")):
             camera = CameraSpec(width=size, height=size, modalities=modalities)
-            ms = time_frames(renderer, camera, args.frames)
-            row = {"renderer": info, "triangles": renderer.n_triangles, "size": size}
-            print(json.dumps({**row, "modalities": "+".join(modalities), "ms_per_frame": round(ms, 3)}))
-    renderer.release()
+            results = time_frames(renderers, camera, args.frames, position)
+            for renderer, (ms, triangles) in zip(renderers, results, strict=True):
+                row = {"renderer": info, "scene": scene.name, "triangles": renderer.n_triangles, "size": size}
+                row |= {"modalities": "+".join(modalities), "cull": renderer.cull}
+                row |= {"ms_per_frame": round(ms, 3), "triangles_per_frame": round(triangles, 1)}
+                print(json.dumps(row))
+    for renderer in renderers:
+        renderer.release()
 
 
 if __name__ == "__main__":
