@@ -42,6 +42,7 @@ COLUMN = 4
 #: metres: far more than the rounding of float32 depths and of the 24-bit depth buffer within 100 m.
 DEPTH_SLACK_REL, DEPTH_SLACK = 2e-3, 1e-2
 
+_SNAP = np.array([-1.0 / COLUMN, 1.0 / COLUMN])  # one pixel either side, in columns
 _CORNERS = np.array([[x, y, z] for x in (0, 1) for y in (0, 1) for z in (0, 1)], np.float64)
 
 
@@ -173,9 +174,13 @@ class ChunkCuller:
         self._near = nearest[p]
         # Column ranges, widened by a pixel for vertex snapping, as reduceat bounds [first, last + 1).
         n_cols = -(-width // COLUMN)
-        self._cols = np.empty(2 * len(p), np.int64)
-        self._cols[0::2] = np.floor(np.minimum.reduce(x, axis=0) - 1.0 / COLUMN).clip(0, n_cols - 1)
-        self._cols[1::2] = np.floor(np.maximum.reduce(x, axis=0) + 1.0 / COLUMN).clip(0, n_cols - 1) + 1
+        cols = np.empty((len(p), 2))
+        cols[:, 0], cols[:, 1] = np.minimum.reduce(x, axis=0), np.maximum.reduce(x, axis=0)
+        cols += _SNAP
+        np.floor(cols, out=cols)
+        np.minimum(np.maximum(cols, 0.0, out=cols), n_cols - 1.0, out=cols)
+        cols[:, 1] += 1.0
+        self._cols = cols.astype(np.int64).ravel()
         return self.ranges(np.flatnonzero(now & ~out).tolist())
 
     def second_pass(self, linear_depth: np.ndarray | None) -> list[tuple[int, int, int]]:

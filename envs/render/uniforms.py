@@ -5,6 +5,10 @@ with cold caches (several microseconds each), so the few dozen multiply-adds of 
 on Python floats and packed straight into uniform bytes. The camera model is :class:`CameraSpec`'s
 (:meth:`CameraSpec.pose`, :meth:`CameraSpec.projection_matrix`, :meth:`CameraSpec.intrinsics`); a test checks
 that the matrices agree.
+
+glReadPixels returns rows bottom first. The clip-space y is mirrored so that GL window row 0 holds the
+image's top row and frames are read straight into their output arrays with no flip copy (faces are not
+culled, so the mirrored winding does not matter).
 """
 
 from __future__ import annotations
@@ -87,31 +91,36 @@ def frame_camera(camera: CameraSpec, position: Sequence[float], rotation: Sequen
     p00, p11, p22, p23, pixel = proj
     qx, qy, qz, qw = _quaternion(rotation)
     px, py, pz = _position(position)
-    # Agent rotation (as quat_to_matrix), then the camera's pitch about its x axis.
-    a = (
-        (1 - 2 * (qy * qy + qz * qz), 2 * (qx * qy - qz * qw), 2 * (qx * qz + qy * qw)),
-        (2 * (qx * qy + qz * qw), 1 - 2 * (qx * qx + qz * qz), 2 * (qy * qz - qx * qw)),
-        (2 * (qx * qz - qy * qw), 2 * (qy * qz + qx * qw), 1 - 2 * (qx * qx + qy * qy)),
-    )
-    c, s = math.cos(math.radians(camera.pitch)), math.sin(math.radians(camera.pitch))
-    rot = tuple((r[0], r[1] * c + r[2] * s, r[2] * c - r[1] * s) for r in a)  # a @ rot_x(pitch)
+    # Agent rotation (as quat_to_matrix), rows a0, a1, a2.
+    a00, a01, a02 = 1 - 2 * (qy * qy + qz * qz), 2 * (qx * qy - qz * qw), 2 * (qx * qz + qy * qw)
+    a10, a11, a12 = 2 * (qx * qy + qz * qw), 1 - 2 * (qx * qx + qz * qz), 2 * (qy * qz - qx * qw)
+    a20, a21, a22 = 2 * (qx * qz - qy * qw), 2 * (qy * qz + qx * qw), 1 - 2 * (qx * qx + qy * qy)
+    # The eye: the agent position plus the rotated mount offset.
     ox, oy, oz = camera.position
-    eye = tuple(p + r[0] * ox + r[1] * oy + r[2] * oz for p, r in zip((px, py, pz), a, strict=True))
-    # View rows: the camera's axes (columns of rot) and minus their dot products with the eye.
-    view = [
-        (rot[0][k], rot[1][k], rot[2][k], -(rot[0][k] * eye[0] + rot[1][k] * eye[1] + rot[2][k] * eye[2]))
-        for k in range(3)
-    ]
+    ex = px + a00 * ox + a01 * oy + a02 * oz
+    ey = py + a10 * ox + a11 * oy + a12 * oz
+    ez = pz + a20 * ox + a21 * oy + a22 * oz
+    # Camera axes (columns of a @ rot_x(pitch)): x is the agent's, y and z turn by the pitch.
+    c, s = math.cos(math.radians(camera.pitch)), math.sin(math.radians(camera.pitch))
+    axes = (
+        (a00, a10, a20),
+        (a01 * c + a02 * s, a11 * c + a12 * s, a21 * c + a22 * s),
+        (a02 * c - a01 * s, a12 * c - a11 * s, a22 * c - a21 * s),
+    )
+    # View rows: each axis and minus its dot product with the eye.
+    (v0x, v0y, v0z), (v1x, v1y, v1z), (v2x, v2y, v2z) = axes
+    v0w, v1w = -(v0x * ex + v0y * ey + v0z * ez), -(v1x * ex + v1y * ey + v1z * ez)
+    v2w = -(v2x * ex + v2y * ey + v2z * ez)
     mvp = (
-        tuple(p00 * v for v in view[0]),
-        tuple(-p11 * v for v in view[1]),  # mirrored y
-        tuple(p22 * v for v in view[2][:3]) + (p22 * view[2][3] + p23,),
-        tuple(-v for v in view[2]),
+        (p00 * v0x, p00 * v0y, p00 * v0z, p00 * v0w),
+        (-p11 * v1x, -p11 * v1y, -p11 * v1z, -p11 * v1w),  # mirrored y
+        (p22 * v2x, p22 * v2y, p22 * v2z, p22 * v2w + p23),
+        (-v2x, -v2y, -v2z, -v2w),
     )
     return FrameCamera(
         mvp=mvp,
-        mvp_bytes=_MAT4.pack(*(mvp[r][k] for k in range(4) for r in range(4))),
+        mvp_bytes=_MAT4.pack(*[row[k] for k in range(4) for row in mvp]),  # column-major
         view_z_bytes=_VEC4.pack(*mvp[3]),
-        eye_bytes=_VEC3.pack(*eye),
+        eye_bytes=_VEC3.pack(ex, ey, ez),
         pixel_bytes=pixel,
     )
