@@ -9,14 +9,12 @@ its faces' exact bounding box.
 
 Per frame (:class:`ChunkCuller`):
 
-1. Chunks wholly behind the near plane are skipped. The chunks that come nearer than ``split`` metres (or
-   reach the near plane) are drawn first, except those wholly in front of the near plane whose projection
-   lies left or right of the image.
+1. Chunks whose corners all lie outside one clip plane are skipped: their triangles would be clipped away.
+   Of the others, those that come nearer than ``split`` metres (or reach the near plane) are drawn first.
 2. The linear depth drawn so far is read back and reduced to the farthest depth per column of
-   :data:`COLUMN` pixels. A remaining chunk is skipped when its projection lies left or right of the image,
-   when it is wholly beyond the far plane, or when its nearest point is farther, by a margin, than the
-   farthest depth drawn in every column its projected bounding box touches: each of its fragments would then
-   fail the depth test against geometry that stays in the frame, so the image is unchanged.
+   :data:`COLUMN` pixels. A remaining chunk is skipped when its nearest point is farther, by a margin, than
+   the farthest depth drawn in every column its projected bounding box touches: each of its fragments would
+   then fail the depth test against geometry that stays in the frame, so the image is unchanged.
 3. The others are drawn. Chunks consecutive in a batch's index buffer are merged into one draw.
 
 The per-frame work is a handful of numpy calls on small arrays and short Python loops: in a frame that
@@ -167,7 +165,8 @@ class ChunkCuller:
         # A chunk is out of view when all its corners are outside one clip plane.
         beyond = xyw[:2] - (2.0 * s) * w  # > 0 right of / above the view
         out = (np.maximum.reduce(xyw[:2], axis=1) < 0.0) | (np.minimum.reduce(beyond, axis=1) > 0.0)
-        out = out[0] | out[1] | (np.maximum.reduce(w, axis=0) < near) | (nearest > far)
+        # Behind the near plane or beyond the far one, with margins for the GPU's float32 rounding.
+        out = out[0] | out[1] | (np.maximum.reduce(w, axis=0) < near - 1e-4) | (nearest > far * (1.0 + 1e-4))
         self.pending = np.flatnonzero(~(now | out))
         p = self.pending
         x = xyw[0][:, p] / w[:, p]  # pending chunks lie wholly in front of the near plane
