@@ -58,14 +58,22 @@ def measure_sim(size: int, n_steps: int, seed: int) -> tuple[float, float, int]:
     actions = rng.choice([1, 1, 2, 3], size=n_steps)  # forward-heavy, as in VLN-CE's oracle distribution
     for a in actions[:50]:
         sim.step(a)
+    start_pose = sim.get_agent_state()
+    poses = []
     start = time.perf_counter()
     for a in actions:
         sim.step(a)
     steps_per_s = n_steps / (time.perf_counter() - start)
-    cam, state = sim.config.cameras[0], sim.get_agent_state()
+    # Replay the walk's poses for the bare render time: culling makes a frame's cost depend on the pose.
+    sim.set_agent_state(start_pose.position, start_pose.rotation)
+    for a in actions:
+        sim.step(a, observe=False)
+        state = sim.get_agent_state()
+        poses.append((state.position, state.rotation))
+    cam = sim.config.cameras[0]
     start = time.perf_counter()
-    for _ in range(n_steps):
-        sim.renderer.render(cam, state.position, state.rotation)
+    for position, rotation in poses:
+        sim.renderer.render(cam, position, rotation)
     render_ms = 1000.0 * (time.perf_counter() - start) / n_steps
     n_tris = scene.n_triangles
     sim.close()
