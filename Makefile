@@ -27,11 +27,12 @@ $(STAMP): pyproject.toml | system-deps
 browser-deps: setup
 	@scripts/install_browser_deps.sh $(PY)
 
+# Tiny models: one OpenMP thread per process avoids oversubscribing a small machine (tests run several processes).
 test: setup browser-deps
-	$(PY) -m pytest
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest
 
 test-all: setup browser-deps
-	$(PY) -m pytest -m ""
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest -m ""
 
 demo: setup
 	scripts/demo.sh $(PY)
