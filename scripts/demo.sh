@@ -18,8 +18,8 @@ DEVICE=$("$PY" -c "import torch; print('cuda' if torch.cuda.is_available() else 
 step() { printf '\n\033[1m== %s ==\033[0m\n' "$*"; }
 start=$(date +%s)
 
-step "1/4 generate the benchmark (20 houses: 16 for training, 4 unseen; 96 training episodes) -> $DATA"
-"$PY" -m envs.datasets.generate --out "$DATA" --n-scenes 20 --episodes-per-scene 6 --unseen-fraction 0.2 \
+step "1/4 generate the benchmark (40 houses: 32 for training, 8 unseen; 320 training episodes) -> $DATA"
+"$PY" -m envs.datasets.generate --out "$DATA" --n-scenes 40 --episodes-per-scene 10 --unseen-fraction 0.2 \
   --seed 0 --workers 2
 
 step "2/4 collect expert trajectories -> $OUT/expert"
