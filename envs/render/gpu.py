@@ -39,12 +39,14 @@ def pack_vertices(mesh: SceneMesh, textured: bool, source: np.ndarray | None = N
 
 @dataclass
 class Batch:
-    """One indexed batch: vertices, chunk-ordered faces and an optional texture."""
+    """One indexed batch: vertices, chunk-ordered faces, an optional texture and whether back faces are
+    drawn."""
 
     vbo: moderngl.Buffer
     ibo: moderngl.Buffer
     texture: moderngl.Texture | None
     n_faces: int
+    double_sided: bool = True
 
     def release(self) -> None:
         """Free the buffers and the texture."""

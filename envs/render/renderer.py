@@ -48,9 +48,11 @@ class Renderer:
             way (the draw order is the same and skipped triangles would fail clipping or the depth test);
             False exists to check that.
 
-    The renderer must be used from the thread that created the context. Back faces are drawn (scans have
-    inconsistent winding); shading is base colour × texture × (ambient + fixed-direction diffuse + headlight)
-    with each face's own normal. :attr:`stats` tells what the last frame drew.
+    The renderer must be used from the thread that created the context. Back faces are drawn for
+    double-sided meshes (scans have inconsistent winding) and skipped for the others
+    (:attr:`SceneMesh.double_sided`, False for generated houses). Shading is base colour × texture ×
+    (ambient + fixed-direction diffuse + headlight) with each face's own normal. :attr:`stats` tells what
+    the last frame drew.
     """
 
     def __init__(self, scene: Scene, ctx: moderngl.Context | None = None, cull: bool = True) -> None:
@@ -63,15 +65,10 @@ class Renderer:
         textured = [m for m in scene.meshes if len(m.faces) and _is_textured(m)]
         self._batches: list[Batch] = []
         chunks = []
-        if plain:
-            offsets = np.cumsum([0] + [len(m.vertices) for m in plain[:-1]])
-            merged = SceneMesh(
-                np.concatenate([m.vertices for m in plain]),
-                np.concatenate([m.faces + off for m, off in zip(plain, offsets, strict=True)]),
-                np.concatenate([m.colors for m in plain]),
-                np.concatenate([m.semantic_ids for m in plain]),
-            )
-            chunks.append(self._add_batch(merged, None))
+        for double_sided in (False, True):
+            group = [m for m in plain if m.double_sided == double_sided]
+            if group:
+                chunks.append(self._add_batch(_merge(group), None))
         for mesh in textured:
             chunks.append(self._add_batch(mesh, self._upload_texture(mesh.texture)))
         self._culler = ChunkCuller(chunks)
@@ -92,7 +89,8 @@ class Renderer:
         vertices["normal"] = prepared.normals
         vertices["sem"] = prepared.semantic_ids
         ibo = self.ctx.buffer(np.ascontiguousarray(prepared.faces, np.int32).tobytes())
-        self._batches.append(Batch(self.ctx.buffer(vertices.tobytes()), ibo, tex, len(prepared.faces)))
+        vbo = self.ctx.buffer(vertices.tobytes())
+        self._batches.append(Batch(vbo, ibo, tex, len(prepared.faces), mesh.double_sided))
         return prepared.chunks
 
     def _upload_texture(self, image: np.ndarray) -> moderngl.Texture:
@@ -151,6 +149,7 @@ class Renderer:
         target.begin()
         self.ctx.enable_only(moderngl.DEPTH_TEST)
         self.ctx.provoking_vertex = moderngl.LAST_VERTEX_CONVENTION
+        self.ctx.front_face = "cw"  # counter-clockwise in the world, mirrored by the projection (uniforms)
         culler, stats = self._culler, RenderStats()
         near, far = camera.near, camera.far
         self._draw(variant, culler.first_pass(frame.mvp, camera.width, near, far, self.cull), stats)
@@ -160,15 +159,22 @@ class Renderer:
         return target.read(camera, modalities)
 
     def _draw(self, variant: Variant, ranges: list[tuple[int, int, int]], stats: RenderStats) -> None:
-        current = -1
+        current, culling = -1, False  # render() leaves only the depth test enabled
         for batch, first, count in ranges:
             vao, tex = variant.draws[batch]
-            if tex is not None and batch != current:
-                tex.use(0)
+            if batch != current:
+                if tex is not None:
+                    tex.use(0)
+                cull = not self._batches[batch].double_sided
+                if cull != culling:
+                    self.ctx.enable_only(moderngl.DEPTH_TEST | (moderngl.CULL_FACE if cull else 0))
+                    culling = cull
             current = batch
             vao.render(moderngl.TRIANGLES, vertices=3 * count, first=3 * first)
             stats.draw_calls += 1
             stats.triangles += count
+        if culling:
+            self.ctx.enable_only(moderngl.DEPTH_TEST)
 
     def render_many(
         self, cameras: Sequence[CameraSpec], position: Sequence[float], rotation: Sequence[float]
@@ -195,6 +201,18 @@ class Renderer:
         for batch in self._batches:
             batch.release()
         self._variants, self._targets, self._textures, self._batches = {}, {}, {}, []
+
+
+def _merge(meshes: list[SceneMesh]) -> SceneMesh:
+    """Untextured meshes of the same sidedness as one."""
+    offsets = np.cumsum([0] + [len(m.vertices) for m in meshes[:-1]])
+    return SceneMesh(
+        np.concatenate([m.vertices for m in meshes]),
+        np.concatenate([m.faces + off for m, off in zip(meshes, offsets, strict=True)]),
+        np.concatenate([m.colors for m in meshes]),
+        np.concatenate([m.semantic_ids for m in meshes]),
+        double_sided=meshes[0].double_sided,
+    )
 
 
 def _is_textured(mesh: SceneMesh) -> bool:

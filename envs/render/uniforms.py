@@ -7,8 +7,9 @@ on Python floats and packed straight into uniform bytes. The camera model is :cl
 that the matrices agree.
 
 glReadPixels returns rows bottom first. The clip-space y is mirrored so that GL window row 0 holds the
-image's top row and frames are read straight into their output arrays with no flip copy (faces are not
-culled, so the mirrored winding does not matter).
+image's top row and frames are read straight into their output arrays with no flip copy; the mirror turns
+front faces (counter-clockwise in the world) clockwise on screen, which the renderer's back-face culling
+accounts for.
 """
 
 from __future__ import annotations

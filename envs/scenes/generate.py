@@ -195,7 +195,7 @@ def _structure(rng, cells, doors, paints, floors, opts) -> tuple[SceneMesh, dict
         instances[sid] = Instance(sid, "floor", i, floors[i][1])
         instances[sid + 1] = Instance(sid + 1, "wall", i, paints[i])
         instances[sid + 2] = Instance(sid + 2, "ceiling", i, "white")
-    return mb.build(), instances
+    return mb.build(double_sided=False), instances
 
 
 def _furniture(rng, cells, doors, types, opts, first_id) -> tuple[SceneMesh, dict[int, Instance]]:
@@ -217,7 +217,7 @@ def _furniture(rng, cells, doors, types, opts, first_id) -> tuple[SceneMesh, dic
                 mb.add(part, rgb, sid)
             instances[sid] = Instance(sid, obj.category, i, obj.color, is_object=obj.category != "window")
             sid += 1
-    return mb.build(), instances
+    return mb.build(double_sided=False), instances
 
 
 def _set_boxes(meshes: list[SceneMesh], instances: dict[int, Instance]) -> None:

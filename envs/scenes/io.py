@@ -94,7 +94,9 @@ def save_scene(scene: Scene, path: str | os.PathLike) -> Path:
             tm_scene.add_geometry(geom, geom_name=node, node_name=node)
             prims.append({"node": node, "semantic_id": sid, "vertex_offset": lo, "n_faces": b - a})
         if prims:
-            layout.append({"n_vertices": len(mesh.vertices), "primitives": prims})
+            layout.append(
+                {"n_vertices": len(mesh.vertices), "double_sided": mesh.double_sided, "primitives": prims}
+            )
     if not layout:
         raise ValueError(f"scene {scene.name!r} has no triangles to save to {glb}")
     sidecar = sidecar_dict(scene, glb.name, layout)
@@ -179,8 +181,9 @@ def load_scene(path: str | os.PathLike, up_axis: str | None = None) -> Scene:
     comes from ``<stem>.stage_config.json`` beside the file when present (``up``, ``front``, ``scale``),
     else from ``up_axis`` ("y" or "z"; a z-up point (x, y, z) becomes (x, z, -y)), else y up. With the
     sidecar ``<stem>.scene.json`` (written by :func:`save_scene`) the meshes, semantic ids, rooms, instances
-    and doorways are restored exactly; without it every face is unlabelled (id 0) and there are no
-    annotations.
+    and doorways are restored exactly, with whether each mesh may be drawn single-sided; without it every face
+    is unlabelled (id 0), there are no annotations and every mesh is double-sided (scans are not wound
+    consistently, whatever glTF's ``doubleSided`` says).
 
     Args:
         path: the .glb/.gltf file (``<path>.glb`` when the suffix is missing).

@@ -157,8 +157,10 @@ class MeshBuilder:
         self._ids.append(np.full(len(part.faces), semantic_id, np.int32))
         self._n += nv
 
-    def build(self) -> SceneMesh:
-        """The collected parts as one mesh (float32 vertices, int32 faces, uint8 colours)."""
+    def build(self, double_sided: bool = True) -> SceneMesh:
+        """The collected parts as one mesh (float32 vertices, int32 faces, uint8 colours); ``double_sided``
+        as :class:`SceneMesh` has it (False: every part is a closed solid wound outward, or a face seen only
+        from its front)."""
         if not self._faces:
             return SceneMesh(np.zeros((0, 3)), np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0))
         return SceneMesh(
@@ -166,4 +168,5 @@ class MeshBuilder:
             faces=np.concatenate(self._faces),
             colors=np.concatenate(self._colors),
             semantic_ids=np.concatenate(self._ids),
+            double_sided=double_sided,
         )

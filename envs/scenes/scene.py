@@ -27,6 +27,9 @@ class SceneMesh:
         semantic_ids: (F,) int32 semantic id per face (see ``Scene.instances``).
         uvs: optional (V, 2) float32 texture coordinates (glTF convention: v down from the image top).
         texture: optional (H, W, 3) uint8 image multiplied with ``colors`` when ``uvs`` is set.
+        double_sided: True (the default, right for scans, whose winding is inconsistent) draws both sides of
+            every face. False promises that the faces bound closed solids wound counter-clockwise seen from
+            outside, and that no camera sees the inside of a solid, so the renderer may skip back faces.
     """
 
     vertices: np.ndarray
@@ -35,6 +38,7 @@ class SceneMesh:
     semantic_ids: np.ndarray
     uvs: np.ndarray | None = None
     texture: np.ndarray | None = None
+    double_sided: bool = True
 
     def __post_init__(self) -> None:
         self.vertices = np.ascontiguousarray(self.vertices, dtype=np.float32).reshape(-1, 3)

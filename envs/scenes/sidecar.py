@@ -88,7 +88,13 @@ def _mesh(entry: dict, where: str, prims: dict[str, SceneMesh]) -> SceneMesh:
             uvs[offset : offset + len(part.vertices)] = part.uvs
         faces.append(part.faces + offset)
         ids.append(np.full(len(part.faces), sid, np.int32))
-    return SceneMesh(vertices, np.concatenate(faces), colors, np.concatenate(ids), uvs, texture)
+    # Optional: sidecars written before the field existed describe double-sided meshes.
+    double_sided = entry.get("double_sided", True)
+    if not isinstance(double_sided, bool):
+        raise ValueError(f"{where}: field 'double_sided' must be true or false, got {double_sided!r}")
+    return SceneMesh(
+        vertices, np.concatenate(faces), colors, np.concatenate(ids), uvs, texture, double_sided=double_sided
+    )
 
 
 def scene_from_sidecar(path: Path, prims: dict[str, SceneMesh], source: str) -> Scene:

@@ -1,5 +1,6 @@
 """The EGL renderer on analytic scenes (depth, colour, semantics, orientation, cameras); top-down maps."""
 
+import dataclasses
 import math
 import multiprocessing
 
@@ -15,6 +16,7 @@ from envs.render.uniforms import frame_camera
 from envs.scenes.generate import generate_house
 from envs.scenes.io import load_scene
 from envs.scenes.scene import Scene, SceneMesh
+from envs.sim import Simulator
 
 IDENTITY = (0.0, 0.0, 0.0, 1.0)
 ORIGIN = (0.0, 0.0, 0.0)
@@ -45,7 +47,7 @@ def box(centre, size, rgb=(200, 200, 200), sem=1) -> SceneMesh:
 
 
 def wall(z: float, sem: int = 1, rgb=(200, 200, 200)) -> SceneMesh:
-    """A huge wall in the plane z = const, facing +z."""
+    """A huge wall in the plane z = const, wound counter-clockwise seen from -z (its back faces +z)."""
     return quad((0, 1, z), (60, 0, 0), (0, 60, 0), rgb, sem)
 
 
@@ -268,6 +270,55 @@ def test_culling_never_changes_a_pixel(seed):
     assert skipped > 0.5 * 150 * scene.n_triangles  # culling does skip most of the house
     culled.release()
     full.release()
+
+
+def test_single_sided_meshes_skip_back_faces():
+    outward = box((0.0, 1.25, -2.0), (0.5, 0.5, 0.5), sem=3)
+    inward = dataclasses.replace(outward, faces=outward.faces[:, ::-1])
+    away = wall(-4.0, sem=2)
+    facing = dataclasses.replace(away, faces=away.faces[:, ::-1])
+
+    def centre_depth(meshes, double_sided):
+        out = render([dataclasses.replace(m, double_sided=double_sided) for m in meshes])
+        h, w = out["semantic"].shape
+        return float(out["depth"][h // 2, w // 2, 0]), set(np.unique(out["semantic"]).tolist())
+
+    # Front faces are drawn either way; an inside-out box shows its far side; a wall seen from behind vanishes.
+    assert centre_depth([outward, facing], True) == pytest.approx((1.75, {2, 3}), abs=1e-4)
+    assert centre_depth([outward, facing], False) == pytest.approx((1.75, {2, 3}), abs=1e-4)
+    assert centre_depth([inward, facing], True)[0] == pytest.approx(1.75, abs=1e-4)
+    assert centre_depth([inward, facing], False)[0] == pytest.approx(2.25, abs=1e-4)
+    assert centre_depth([away], True)[1] == {2}
+    assert centre_depth([away], False) == (CameraSpec().max_depth, {0})
+
+
+@pytest.mark.parametrize("seed", [1, 4])
+def test_generated_houses_render_the_same_without_back_faces(seed):
+    # Generated houses are closed solids wound outward, so skipping back faces (what makes them cheaper)
+    # changes nothing but the odd pixel on a seam between two faces that meet without sharing vertices.
+    scene = generate_house(seed)
+    assert not any(m.double_sided for m in scene.meshes)
+    both = Scene([dataclasses.replace(m, double_sided=True) for m in scene.meshes], scene.instances)
+    single, double = Renderer(scene), Renderer(both)
+    sim = Simulator(scene)
+    rng = np.random.default_rng(seed)
+    differing, n_frames = [], 120
+    for _ in range(n_frames):
+        cam = CameraSpec(
+            width=96,
+            height=96,
+            position=(0.0, float(rng.uniform(0.3, 1.5)), 0.0),
+            pitch=float(rng.uniform(-30.0, 30.0)),
+            modalities=ALL,
+        )
+        position, rotation = sim.sample_navigable_point(rng), yaw_quat(float(rng.uniform(0.0, 360.0)))
+        a, b = single.render(cam, position, rotation), double.render(cam, position, rotation)
+        differing.append(int((a["semantic"] != b["semantic"]).sum()))
+        np.testing.assert_allclose(a["depth"], b["depth"], atol=0.05 + 0.01 * a["depth"].max())
+    assert max(differing) <= 3 and sum(differing) <= 1e-4 * n_frames * 96 * 96, differing
+    sim.close()
+    single.release()
+    double.release()
 
 
 def test_culling_skips_what_is_behind_a_wall_or_the_camera():

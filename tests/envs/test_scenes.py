@@ -81,6 +81,7 @@ def assert_same_scene(a: Scene, b: Scene) -> None:
         for key in ("vertices", "faces", "colors", "semantic_ids"):
             x, y = getattr(m, key), getattr(n, key)
             assert x.dtype == y.dtype and np.array_equal(x, y), key
+        assert m.double_sided == n.double_sided
     assert_same_annotations(a, b)
 
 
