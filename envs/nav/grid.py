@@ -176,6 +176,19 @@ class NavGrid:
         fi, fj = self.fractional_cell(pts[..., 0], pts[..., 2])
         return np.floor(fi + 0.5).astype(np.int64), np.floor(fj + 0.5).astype(np.int64)
 
+    def cell_of(self, x: float, z: float) -> tuple[int, int]:
+        """(row, column) of the cell containing one world point (x, z), as :meth:`world_to_cell` gives it, in
+        plain Python (the per-step motion code calls this with scalars, where numpy's overhead dominates)."""
+        return (
+            math.floor((z - self.origin[1]) / self.cell_size + 0.5),
+            math.floor((x - self.origin[0]) / self.cell_size + 0.5),
+        )
+
+    def navigable_at(self, x: float, z: float) -> bool:
+        """Whether one world point (x, z) falls in a navigable cell (the scalar :meth:`navigable_xz`)."""
+        i, j = self.cell_of(x, z)
+        return 0 <= i < self.shape[0] and 0 <= j < self.shape[1] and bool(self.navigable[i, j])
+
     def in_bounds(self, i, j) -> np.ndarray:
         """Whether integer cells (i, j) lie on the grid."""
         return (i >= 0) & (i < self.shape[0]) & (j >= 0) & (j < self.shape[1])
@@ -209,8 +222,9 @@ class NavGrid:
 
     def height_at(self, x: float, z: float) -> float:
         """Floor height (m) of the cell containing (x, z); NaN off the grid or where there is no floor."""
-        i, j = self.world_to_cell(np.array([x, 0.0, z]))
-        return float(self.floor_y[i, j]) if self.in_bounds(i, j) else math.nan
+        i, j = self.cell_of(float(x), float(z))
+        in_bounds = 0 <= i < self.shape[0] and 0 <= j < self.shape[1]
+        return float(self.floor_y[i, j]) if in_bounds else math.nan
 
     def snap(self, p) -> np.ndarray:
         """The navigable point nearest to ``p`` (3,) in x-z, with y on the floor; (3,) float32.

@@ -52,7 +52,7 @@ def try_move(grid, position, displacement) -> tuple[np.ndarray, bool]:
         )
     disp_xz = disp[[0, 2]] if disp.size == 3 else disp
     start = position[[0, 2]]
-    if not grid.navigable_xz(start[0], start[1]):
+    if not grid.navigable_at(float(start[0]), float(start[1])):
         start = grid.snap(position)[[0, 2]].astype(np.float64)
     t, contact, face = free_fraction(grid, start, disp_xz)
     end, rest = start + t * disp_xz, (1.0 - t) * disp_xz
@@ -72,11 +72,13 @@ def try_move(grid, position, displacement) -> tuple[np.ndarray, bool]:
 
 def _settle(grid, end_xz: np.ndarray) -> np.ndarray:
     """Nudge a navigable float64 point towards its cell centre until its float32 rounding is navigable too."""
-    i, j = grid.world_to_cell(np.array([end_xz[0], 0.0, end_xz[1]]))
-    centre = grid.cell_to_world(i, j)[0, [0, 2]].astype(np.float64)
+    i, j = grid.cell_of(float(end_xz[0]), float(end_xz[1]))
+    # The cell centre as cell_to_world gives it (float32).
+    centre = np.array([grid.origin[0] + j * grid.cell_size, grid.origin[1] + i * grid.cell_size], np.float32)
+    centre = centre.astype(np.float64)
     for _ in range(8):
         rounded = end_xz.astype(np.float32).astype(np.float64)
-        if grid.navigable_xz(rounded[0], rounded[1]):
+        if grid.navigable_at(float(rounded[0]), float(rounded[1])):
             return rounded
         end_xz = end_xz + 0.01 * (centre - end_xz)
     return centre

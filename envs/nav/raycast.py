@@ -102,6 +102,14 @@ def free_fraction(
         metres short of that face, measured perpendicular to it, so a later move along the face does not touch
         it.
     """
+    sx, sz, ex, ez = (float(v) for v in (*start_xz, *(start_xz + disp_xz)))
+    i0, j0 = grid.cell_of(min(sx, ex), min(sz, ez))
+    i1, j1 = grid.cell_of(max(sx, ex), max(sz, ez))
+    if 0 <= i0 and i1 < grid.shape[0] and 0 <= j0 and j1 < grid.shape[1]:
+        # Every cell the segment visits lies in its bounding box of cells: all navigable, all free (the
+        # common case of a step in the open, answered without the traversal).
+        if grid.navigable[i0 : i1 + 1, j0 : j1 + 1].all():
+            return 1.0, None, np.zeros(2)
     t, cells, free = traverse(grid, start_xz, start_xz + disp_xz)
     if free.all():
         return 1.0, None, np.zeros(2)

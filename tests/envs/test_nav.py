@@ -23,6 +23,7 @@ from envs.nav import (
     try_move,
     yaw_from_quaternion,
 )
+from envs.nav.raycast import free_fraction, traverse
 from envs.scenes.generate import generate_house
 from envs.scenes.io import load_scene
 from envs.scenes.scene import Scene, SceneMesh
@@ -334,6 +335,24 @@ def test_random_moves_stay_navigable_and_cross_the_wall_only_at_the_door(seed, m
         if (position[2] < 3.0) != (new[2] < 3.0):
             assert _crossed_at_door(position, new, length)
         position = new
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(
+    x=st.floats(-0.5, 5.5),
+    z=st.floats(-0.5, 6.5),
+    angle=st.floats(-math.pi, math.pi),
+    length=st.floats(0.0, 1.0),
+)
+def test_scalar_cell_queries_and_the_free_move_shortcut_agree_with_the_traversal(x, z, angle, length):
+    grid = door_grid()
+    cell = tuple(int(v) for v in grid.world_to_cell(np.array([x, 0.0, z])))
+    assert grid.cell_of(x, z) == cell
+    assert grid.navigable_at(x, z) == bool(grid.navigable_xz(x, z))
+    start, disp = np.array([x, z]), length * np.array([math.cos(angle), math.sin(angle)])
+    t, contact, _ = free_fraction(grid, start, disp)
+    free = bool(traverse(grid, start, start + disp)[2].all())
+    assert (t == 1.0 and contact is None) == free
 
 
 # ---------------------------------------------------------------- follower and yaw

@@ -283,7 +283,7 @@ def test_single_sided_meshes_skip_back_faces():
         h, w = out["semantic"].shape
         return float(out["depth"][h // 2, w // 2, 0]), set(np.unique(out["semantic"]).tolist())
 
-    # Front faces are drawn either way; an inside-out box shows its far side; a wall seen from behind vanishes.
+    # Front faces are drawn either way; an inside-out box shows its far side; a wall seen from behind is gone.
     assert centre_depth([outward, facing], True) == pytest.approx((1.75, {2, 3}), abs=1e-4)
     assert centre_depth([outward, facing], False) == pytest.approx((1.75, {2, 3}), abs=1e-4)
     assert centre_depth([inward, facing], True)[0] == pytest.approx(1.75, abs=1e-4)
