@@ -45,13 +45,19 @@ def yaw_from_quaternion(q) -> float:
     Raises:
         ValueError: ``q`` is not 4 finite numbers of unit norm (within 1e-3), or it looks straight up or down.
     """
-    arr = np.asarray(q, dtype=np.float64)
-    if arr.shape != (4,) or not np.all(np.isfinite(arr)):
+    # Plain Python floats: this runs on every step, where numpy's per-call overhead would dominate.
+    try:
+        if isinstance(q, np.ndarray) and q.ndim != 1:
+            raise ValueError
+        x, y, z, w = (float(v) for v in q)
+    except (TypeError, ValueError):
+        raise ValueError(f"rotation must be 4 finite numbers [x, y, z, w], got {q!r}") from None
+    if not all(math.isfinite(v) for v in (x, y, z, w)):
         raise ValueError(f"rotation must be 4 finite numbers [x, y, z, w], got {q!r}")
-    norm = float(np.linalg.norm(arr))
+    norm = math.sqrt(x * x + y * y + z * z + w * w)
     if abs(norm - 1.0) > UNIT_TOLERANCE:
         raise ValueError(f"rotation quaternion [x, y, z, w] must have unit norm, got {q!r} (norm {norm:.6f})")
-    x, y, z, w = arr / norm
+    x, y, z, w = x / norm, y / norm, z / norm, w / norm
     # Rotated -z axis: the third column of the rotation matrix, negated.
     fx = -(2 * (x * z + w * y))
     fz = -(1 - 2 * (x * x + y * y))

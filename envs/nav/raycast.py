@@ -84,6 +84,44 @@ def line_of_sight(grid, a, b) -> bool:
     return bool(traverse(grid, _xz(a), _xz(b))[2].all())
 
 
+def traverse_short(grid, start_xz, end_xz) -> tuple[list[float], list[tuple[int, int]], list[bool]]:
+    """:func:`traverse` in plain Python, for the short segments of single moves (a few cells), where numpy's
+    per-call overhead would cost more than the walk itself. Same arithmetic, same results, as lists."""
+    size, (x0, z0) = grid.cell_size, grid.origin
+    fi0, fj0 = (float(start_xz[1]) - z0) / size, (float(start_xz[0]) - x0) / size
+    fi1, fj1 = (float(end_xz[1]) - z0) / size, (float(end_xz[0]) - x0) / size
+    raw = [0.0]
+    for f0, f1 in ((fi0, fi1), (fj0, fj1)):
+        for k in range(math.floor(min(f0, f1) + 0.5), math.floor(max(f0, f1) + 0.5)):
+            t = (k + (0.5 - f0)) / (f1 - f0)
+            if 0.0 < t < 1.0:
+                raw.append(t)
+    raw.sort()
+    ts = [raw[0]] + [b for a, b in zip(raw, raw[1:], strict=False) if b - a > _SAME_CROSSING]
+    height, width = grid.navigable.shape
+    nav = grid.navigable
+    cells, free = [], []
+    for k, t in enumerate(ts):
+        mid = 0.5 * (t + (ts[k + 1] if k + 1 < len(ts) else 1.0))
+        i = math.floor(fi0 + 0.5 + mid * (fi1 - fi0))
+        j = math.floor(fj0 + 0.5 + mid * (fj1 - fj0))
+        cells.append((i, j))
+        free.append(0 <= i < height and 0 <= j < width and bool(nav[i, j]))
+    # Corner crossings between diagonal neighbours need one navigable cell beside the corner (as traverse).
+    blocked = [
+        k + 1
+        for k in range(len(ts) - 1)
+        if cells[k][0] != cells[k + 1][0]
+        and cells[k][1] != cells[k + 1][1]
+        and free[k]
+        and free[k + 1]
+        and not (nav[cells[k][0], cells[k + 1][1]] or nav[cells[k + 1][0], cells[k][1]])
+    ]
+    for k in blocked:
+        free[k] = False
+    return ts, cells, free
+
+
 def free_fraction(
     grid, start_xz: np.ndarray, disp_xz: np.ndarray
 ) -> tuple[float, np.ndarray | None, np.ndarray]:
@@ -110,13 +148,14 @@ def free_fraction(
         # common case of a step in the open, answered without the traversal).
         if grid.navigable[i0 : i1 + 1, j0 : j1 + 1].all():
             return 1.0, None, np.zeros(2)
-    t, cells, free = traverse(grid, start_xz, start_xz + disp_xz)
-    if free.all():
+    t, cells, free = traverse_short(grid, start_xz, start_xz + disp_xz)
+    if all(free):
         return 1.0, None, np.zeros(2)
-    k = int(np.argmin(free))
+    k = free.index(False)
     if k == 0:
         return 0.0, start_xz.copy(), np.zeros(2)
-    step = cells[:, k] - cells[:, k - 1]  # (di, dj) into the blocked cell
+    # (di, dj) into the blocked cell
+    step = (cells[k][0] - cells[k - 1][0], cells[k][1] - cells[k - 1][1])
     normal = -np.array([step[1], step[0]], np.float64)
     normal /= np.hypot(*normal)
     approach = max(float(-(normal @ disp_xz)), 1e-12)
