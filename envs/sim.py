@@ -132,6 +132,7 @@ class Simulator:
         self._followers: dict[float, ShortestPathFollower] = {}
         self._renderer: Renderer | None = None
         self._keys = self.config.observation_keys()
+        self._camera_keys = self.config._camera_keys()
         self.collided = False
         self.n_collisions = 0
         start = self.grid.sample_navigable_point(np.random.default_rng(0))
@@ -282,7 +283,7 @@ class Simulator:
         """Render every camera at the current pose: ``rgb`` (H,W,3) uint8, ``depth`` (H,W,1) float32 m, ..."""
         s = self._state
         out: dict[str, np.ndarray] = {}
-        for cam, mods in self.config._camera_keys():
+        for cam, mods in self._camera_keys:
             spec = cam if s.tilt == 0.0 else dataclasses.replace(cam, pitch=cam.pitch + s.tilt)
             frames = self.renderer.render(spec, s.position, s.rotation)
             for m, key in mods.items():

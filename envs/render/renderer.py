@@ -73,6 +73,8 @@ class Renderer:
             chunks.append(self._add_batch(mesh, self._upload_texture(mesh.texture)))
         self._culler = ChunkCuller(chunks)
         self._variants: dict[tuple[str, ...], Variant] = {}
+        # (camera modalities, cull) -> (modalities returned, modalities drawn), in attachment order.
+        self._plans: dict[tuple, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self._textures: dict[tuple[int, int], dict] = {}
         self._targets: dict[tuple[int, int, tuple[str, ...]], Target] = {}
         logger.debug(
@@ -139,9 +141,14 @@ class Renderer:
             RenderBackendError: called in a process forked from the one that made the renderer.
         """
         check_not_forked(self._pid)
-        modalities = tuple(m for m in MODALITIES if m in camera.modalities)
-        # The occlusion test reads the linear depth drawn so far, so culling always draws it.
-        drawn = tuple(m for m in MODALITIES if m in modalities or (self.cull and m == "depth"))
+        key = (camera.modalities, self.cull)
+        plan = self._plans.get(key)
+        if plan is None:
+            modalities = tuple(m for m in MODALITIES if m in camera.modalities)
+            # The occlusion test reads the linear depth drawn so far, so culling always draws it.
+            drawn = tuple(m for m in MODALITIES if m in modalities or (self.cull and m == "depth"))
+            plan = self._plans[key] = (modalities, drawn)
+        modalities, drawn = plan
         variant = self._variant(drawn)
         frame = frame_camera(camera, position, rotation)
         variant.set_camera(frame)
