@@ -7,6 +7,7 @@ is unpickled.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import json
 import os
@@ -104,7 +105,7 @@ def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
             os.remove(tmp)
 
 
-class Agent(nn.Module):
+class Agent(nn.Module, abc.ABC):
     """Base class of every navigation policy.
 
     Subclasses declare ``name`` (registry key, equal to the default of their config's ``name`` field) and
@@ -204,9 +205,9 @@ class Agent(nn.Module):
         return n
 
     # ------------------------------------------------------------------------------------------ the contract
+    @abc.abstractmethod
     def act(self, obs: Mapping[str, Any], deterministic: bool = True) -> np.ndarray:
         """Actions for one step of ``n_envs`` environments: (B,) int64 in ``[0, NUM_ACTIONS)``."""
-        raise NotImplementedError
 
     def record_actions(self, actions: Any) -> None:
         """Tell the agent the actions (B,) the environments executed after :meth:`act`.

@@ -11,6 +11,7 @@ A subclass provides ``build_net`` returning a network with this interface:
 
 from __future__ import annotations
 
+import abc
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
@@ -77,9 +78,9 @@ class RecurrentVLNAgent(Agent, abstract=True):
         self._hidden: Tensor | None = None
         self._prev_actions = np.zeros(0, dtype=np.int64)
 
+    @abc.abstractmethod
     def build_net(self, vocab_size: int, embeddings: Tensor | None, load_pretrained: bool) -> nn.Module:
         """The network (see the module docstring for its interface)."""
-        raise NotImplementedError
 
     @classmethod
     def _build_for_load(cls, config: Any, vocab: list[str] | None) -> Agent:

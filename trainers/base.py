@@ -16,6 +16,7 @@ that safe; evaluation records are gathered), and rank 0 alone logs and writes ch
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import logging
 import shutil
@@ -88,7 +89,7 @@ class LossModule(nn.Module):
         return self.agent.loss(batch)
 
 
-class Trainer:
+class Trainer(abc.ABC):
     """Base trainer; see the module docstring. Build with a validated :class:`TrainConfig`."""
 
     name: ClassVar[str]
@@ -118,9 +119,9 @@ class Trainer:
         self._benchmarks: dict[int | None, Any] = {}
 
     # ------------------------------------------------------------------------------ the schedule (subclasses)
+    @abc.abstractmethod
     def rounds(self) -> list[Round]:
         """The rounds to run, in order."""
-        raise NotImplementedError
 
     def collect(self, round: Round) -> dict[str, float]:
         """Bring ``round``'s episodes into the store, skipping slots already there; returns ``collect/*``.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import os
 import pickle
 from collections.abc import Mapping
@@ -24,13 +25,14 @@ def spatial_embedding_map(embedding: nn.Embedding, n: int, h: int, w: int) -> Te
     return embedding.weight.reshape(1, -1, h, w).expand(n, -1, h, w)
 
 
-class FrozenAware(nn.Module):
+class FrozenAware(nn.Module, abc.ABC):
     """Base of encoders whose backbone (``_frozen_part()``) may be frozen; frozen, it stays in eval mode."""
 
     trainable: bool
 
+    @abc.abstractmethod
     def _frozen_part(self) -> nn.Module:
-        raise NotImplementedError
+        """The backbone that freezing affects."""
 
     def _freeze(self, trainable: bool) -> None:
         self.trainable = trainable
