@@ -109,9 +109,9 @@ def load_run_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     """The rows of ``run_dir/metrics.jsonl`` that have a ``step``, each step with its final values.
 
     Each ``{"event": "open"}`` row starts a logging session; a resumed run logs again the steps after its
-    checkpoint, so rows of earlier sessions at or after the first step of a later session are dropped (the
-    rule of the trainers' metrics logger). Lines that are not JSON (a torn last line) are skipped;
-    non-finite values are ``null`` in the file (None here).
+    checkpoint, so rows of earlier sessions after the first step of a later session, and those at that step
+    with a key it logs again, are dropped (the rule of the trainers' metrics logger). Lines that are not JSON
+    (a torn last line) are skipped; non-finite values are ``null`` in the file (None here).
     """
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
@@ -129,7 +129,13 @@ def load_run_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
             sessions[-1].append(row)
     rows: list[dict[str, Any]] = []
     for session in filter(None, sessions):
-        rows = [r for r in rows if r["step"] < session[0]["step"]] + session
+        first = session[0]["step"]
+        relogged = {k for r in session if r["step"] == first for k in r} - {"step", "time"}
+        rows = [
+            r
+            for r in rows
+            if r["step"] < first or (r["step"] == first and not relogged & (set(r) - {"step", "time"}))
+        ] + session
     return rows
 
 

@@ -191,9 +191,10 @@ def read_metrics(run_dir: str | os.PathLike, keep_superseded: bool = False) -> l
     """Metric rows of ``<run>/metrics.jsonl`` in file order (``null`` values read as None).
 
     A run resumed from a checkpoint logs again the steps it had logged after that checkpoint before it was
-    stopped. Each logger opening starts a session; unless ``keep_superseded``, rows of earlier sessions at or
-    after the first step a later session logs are dropped, so each step appears with its final values. A torn
-    last line (a writer killed mid-line) is ignored (and cut off by the next logger that opens the file).
+    stopped. Each logger opening starts a session; unless ``keep_superseded``, rows of earlier sessions that
+    a later session logs again are dropped (:func:`supersede`), so each step appears with its final values.
+    A torn last line (a writer killed mid-line) is ignored (and cut off by the next logger that opens the
+    file).
 
     Raises:
         FileNotFoundError: No ``metrics.jsonl`` in ``run_dir``. A line that is not JSON is skipped with a
@@ -220,7 +221,22 @@ def read_metrics(run_dir: str | os.PathLike, keep_superseded: bool = False) -> l
     result: list[dict[str, Any]] = []
     for rows in sessions:
         if rows:
-            first = rows[0]["step"]
-            result = [row for row in result if row["step"] < first]
-            result.extend(rows)
+            result = supersede(result, rows)
     return result
+
+
+def supersede(earlier: list[dict[str, Any]], later: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of ``earlier`` that a resumed session logging ``later`` leaves standing, then ``later``.
+
+    The later session starts at the step of its checkpoint: earlier rows after that step are superseded, and
+    so are earlier rows at that step that log a key the later session logs there again. Rows at that step
+    with other keys (an evaluation logged just before the checkpoint was saved) stand.
+    """
+    first = later[0]["step"]
+    relogged = {k for row in later if row["step"] == first for k in row} - {"step", "time"}
+    kept = [
+        row
+        for row in earlier
+        if row["step"] < first or (row["step"] == first and not relogged & (set(row) - {"step", "time"}))
+    ]
+    return kept + later

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from benchmarks.report import load_run_metrics
 from trainers.logging import MetricsLogger, read_metrics
 
 
@@ -60,6 +61,27 @@ def test_resumed_run_supersedes_steps_logged_after_the_checkpoint(tmp_path):
     rows = read_metrics(tmp_path)
     assert [(r["step"], r["train/loss"]) for r in rows] == [(1, 1), (2, 2), (3, 3), (4, 40), (5, 50), (6, 60)]
     assert len(read_metrics(tmp_path, keep_superseded=True)) == 8
+
+
+def test_resumed_run_keeps_other_rows_logged_at_its_checkpoint_step(tmp_path):
+    # A DAgger round ends with an evaluation logged at the checkpoint's step; the resumed run logs its next
+    # collection at that same step, and the training row after the checkpoint again.
+    with MetricsLogger(tmp_path) as log:
+        log.log({"train/loss": 1.0}, step=10)
+        log.log({"eval/success": 0.35}, step=10)
+        log.log({"collect/round": 4.0}, step=10)
+        log.log({"train/loss": 2.0}, step=20)
+    with MetricsLogger(tmp_path) as log:  # resumed from the checkpoint at step 10, after its evaluation
+        log.log({"collect/round": 4.0, "collect/success": 0.4}, step=10)
+        log.log({"train/loss": 3.0}, step=20)
+    rows = [{k: v for k, v in r.items() if k != "time"} for r in read_metrics(tmp_path)]
+    assert rows == [
+        {"step": 10, "train/loss": 1.0},
+        {"step": 10, "eval/success": 0.35},
+        {"step": 10, "collect/round": 4.0, "collect/success": 0.4},
+        {"step": 20, "train/loss": 3.0},
+    ]
+    assert [{k: v for k, v in r.items() if k != "time"} for r in load_run_metrics(tmp_path)] == rows
 
 
 def test_disabled_logger_writes_nothing(tmp_path):
