@@ -284,8 +284,9 @@ def test_single_sided_meshes_skip_back_faces():
         return float(out["depth"][h // 2, w // 2, 0]), set(np.unique(out["semantic"]).tolist())
 
     # Front faces are drawn either way; an inside-out box shows its far side; a wall seen from behind is gone.
-    assert centre_depth([outward, facing], True) == pytest.approx((1.75, {2, 3}), abs=1e-4)
-    assert centre_depth([outward, facing], False) == pytest.approx((1.75, {2, 3}), abs=1e-4)
+    for double_sided in (True, False):
+        depth, seen = centre_depth([outward, facing], double_sided)
+        assert depth == pytest.approx(1.75, abs=1e-4) and seen == {2, 3}
     assert centre_depth([inward, facing], True)[0] == pytest.approx(1.75, abs=1e-4)
     assert centre_depth([inward, facing], False)[0] == pytest.approx(2.25, abs=1e-4)
     assert centre_depth([away], True)[1] == {2}

@@ -124,6 +124,24 @@ def test_bad_input_is_rejected_with_clear_errors(tmp_path):
         TrajectoryStore(tmp_path / "missing", readonly=True)
 
 
+def test_a_store_half_created_by_another_process_is_completed_not_refused(tmp_path):
+    # What a creating process has written before its store.json (or left when killed there).
+    half = tmp_path / "half"
+    half.mkdir()
+    (half / ".lock").touch()
+    (half / "index.jsonl").touch()
+    (half / ".tmp-store.json-0123abcd").write_bytes(b'{"format"')
+    store = TrajectoryStore(half)
+    store.append(make_episode(0))
+    assert len(TrajectoryStore(half, readonly=True)) == 1
+    # An index with content but no store.json is not something a store leaves behind.
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    (odd / "index.jsonl").write_text('{"index": 0}\n')
+    with pytest.raises(ValueError, match="not a trajectory store"):
+        TrajectoryStore(odd)
+
+
 def test_torn_tail_and_orphans_are_invisible_then_repaired(tmp_path):
     root = tmp_path / "s"
     store = TrajectoryStore(root)

@@ -235,7 +235,15 @@ class TrajectoryStore:
                 )
 
     def _check_empty(self) -> None:
-        if self.root.is_dir() and any(p.name != ".lock" for p in self.root.iterdir()):
+        """Raise unless ``root`` is missing, empty, or holds only what creating a store writes before its
+        ``store.json`` (another process may be creating it right now, or its creator was killed)."""
+        if not self.root.is_dir():
+            return
+        for path in self.root.iterdir():
+            if path.name == ".lock" or path.name.startswith(".tmp-store.json-"):
+                continue
+            if path.name == "index.jsonl" and path.stat().st_size == 0:
+                continue
             raise ValueError(
                 f"{self.root} is a non-empty directory without store.json; not a trajectory store"
             )
