@@ -24,7 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from envs.render import CameraSpec  # noqa: E402
-from envs.render.context import LLVMPIPE_THREADS_ENV  # noqa: E402
+from envs.render.context import LLVMPIPE_THREADS_DEFAULT, LLVMPIPE_THREADS_ENV  # noqa: E402
 from envs.scenes import generate_house  # noqa: E402
 from envs.sim import SimConfig, Simulator  # noqa: E402
 
@@ -96,7 +96,8 @@ def measure_miniworld(name: str, size: int, n_steps: int) -> float | None:
     The child renders with llvmpipe's rasteriser threads set as in this process (``LP_NUM_THREADS``, which
     :func:`envs.render.create_context` defaults to 0), so that both simulators run under the same setting.
     """
-    env = dict(os.environ, **{LLVMPIPE_THREADS_ENV: os.environ.get(LLVMPIPE_THREADS_ENV, "0")})
+    threads = os.environ.get(LLVMPIPE_THREADS_ENV, LLVMPIPE_THREADS_DEFAULT)
+    env = dict(os.environ, **{LLVMPIPE_THREADS_ENV: threads})
     try:
         out = subprocess.run(
             [sys.executable, "-c", _MINIWORLD_SNIPPET, name, str(size), str(n_steps)],
@@ -127,7 +128,7 @@ def main() -> None:
         result[f"render_ms_{size}"] = round(render_ms, 3)
         result[f"step_over_render_{size}"] = round((1000.0 / sps) / render_ms, 3)
         result["triangles"] = n_tris
-    result["llvmpipe_threads"] = os.environ.get(LLVMPIPE_THREADS_ENV, "0")
+    result["llvmpipe_threads"] = os.environ.get(LLVMPIPE_THREADS_ENV, LLVMPIPE_THREADS_DEFAULT)
     for name in MINIWORLD_ENVS:
         mw = measure_miniworld(name, 128, args.steps)
         if mw is None:

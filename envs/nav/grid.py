@@ -187,7 +187,7 @@ class NavGrid:
     def navigable_at(self, x: float, z: float) -> bool:
         """Whether one world point (x, z) falls in a navigable cell (the scalar :meth:`navigable_xz`)."""
         i, j = self.cell_of(x, z)
-        return 0 <= i < self.shape[0] and 0 <= j < self.shape[1] and bool(self.navigable[i, j])
+        return bool(self.in_bounds(i, j) and self.navigable[i, j])
 
     def in_bounds(self, i, j) -> np.ndarray:
         """Whether integer cells (i, j) lie on the grid."""
@@ -223,8 +223,7 @@ class NavGrid:
     def height_at(self, x: float, z: float) -> float:
         """Floor height (m) of the cell containing (x, z); NaN off the grid or where there is no floor."""
         i, j = self.cell_of(float(x), float(z))
-        in_bounds = 0 <= i < self.shape[0] and 0 <= j < self.shape[1]
-        return float(self.floor_y[i, j]) if in_bounds else math.nan
+        return float(self.floor_y[i, j]) if self.in_bounds(i, j) else math.nan
 
     def snap(self, p) -> np.ndarray:
         """The navigable point nearest to ``p`` (3,) in x-z, with y on the floor; (3,) float32.

@@ -73,9 +73,7 @@ def try_move(grid, position, displacement) -> tuple[np.ndarray, bool]:
 def _settle(grid, end_xz: np.ndarray) -> np.ndarray:
     """Nudge a navigable float64 point towards its cell centre until its float32 rounding is navigable too."""
     i, j = grid.cell_of(float(end_xz[0]), float(end_xz[1]))
-    # The cell centre as cell_to_world gives it (float32).
-    centre = np.array([grid.origin[0] + j * grid.cell_size, grid.origin[1] + i * grid.cell_size], np.float32)
-    centre = centre.astype(np.float64)
+    centre = grid.cell_to_world(i, j)[0, [0, 2]].astype(np.float64)
     for _ in range(8):
         rounded = end_xz.astype(np.float32).astype(np.float64)
         if grid.navigable_at(float(rounded[0]), float(rounded[1])):

@@ -25,6 +25,7 @@ DEVICE_ENV = "NAVGYM_EGL_DEVICE"
 #: frame; equal at 224×224) beats handing each frame to worker threads, and leaves the other cores to other
 #: environment processes. Set it (e.g. to the core count) for large frames rendered by a single process.
 LLVMPIPE_THREADS_ENV = "LP_NUM_THREADS"
+LLVMPIPE_THREADS_DEFAULT = "0"
 
 #: Debian packages that provide a working headless EGL with a software fallback.
 EGL_PACKAGES = "libegl1 libegl-mesa0 libgl1-mesa-dri"
@@ -92,7 +93,8 @@ def create_context(device_index: int | None = None) -> moderngl.Context:
     if ctx is not None:
         return ctx
     _egl_pid = os.getpid()  # even a failed attempt may have initialised EGL in this process
-    os.environ.setdefault(LLVMPIPE_THREADS_ENV, "0")  # read by Mesa when the display is initialised
+    # Read by Mesa when the display is initialised.
+    os.environ.setdefault(LLVMPIPE_THREADS_ENV, LLVMPIPE_THREADS_DEFAULT)
     try:
         ctx = moderngl.create_standalone_context(
             backend="egl", require=_REQUIRED_GL, device_index=device_index
