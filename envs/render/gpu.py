@@ -67,7 +67,6 @@ class _Program:
         self.u_mvp = self.program["u_mvp"]
         self.u_view_z = self.program.get("u_view_z", None)
         self.u_eye = self.program.get("u_eye", None)
-        self.u_pixel = self.program.get("u_pixel", None)
         if "u_tex" in self.program:
             self.program["u_tex"].value = 0
 
@@ -77,7 +76,6 @@ class _Program:
             self.u_view_z.write(frame.view_z_bytes)
         if self.u_eye is not None:
             self.u_eye.write(frame.eye_bytes)
-            self.u_pixel.write(frame.pixel_bytes)
 
 
 class Variant:

@@ -7,8 +7,8 @@ matching the framebuffer's colour attachments.
 
 Per-face data reaches the fragment shader through ``flat`` varyings from each face's provoking (last) vertex,
 which :mod:`envs.render.geometry` makes unique per face and gives the face's unit normal and semantic id:
-the vertex shader turns the normal into the face's lighting terms, so the fragment shader needs neither
-screen-space derivatives nor an interpolated world position, and semantics need no lookup.
+the vertex shader turns the normal into the face's lighting terms, so the fragment shader needs no
+screen-space derivatives and semantics need no lookup.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ const vec3 LIGHT = vec3(0.3999, 0.8198, 0.4099);  // unit length
 in vec3 in_color;
 in vec3 in_normal;  // unit normal of the face this vertex provokes
 out vec3 v_color;
+out vec3 v_from_eye;  // eye -> vertex, world frame: interpolated, eye -> fragment
 flat out vec2 v_light;  // per face: ambient + diffuse, and 0.2 x the eye's distance from the face's plane
 #ifdef TEXTURED
 in vec2 in_uv;
@@ -43,9 +44,10 @@ void main() {
     gl_Position = u_mvp * p;
 #ifdef OUT_RGB
     v_color = in_color;
+    v_from_eye = in_pos - u_eye;
     // A face is planar, so which side the eye is on, the diffuse term of the side it sees and the eye's
     // distance from the face's plane are the same for the whole face: computed once, at its provoking vertex.
-    float eye_side = dot(in_normal, in_pos - u_eye);  // > 0: the eye sees the back of the face
+    float eye_side = dot(in_normal, v_from_eye);  // > 0: the eye sees the back of the face
     float diffuse = max((eye_side > 0.0 ? -0.4 : 0.4) * dot(in_normal, LIGHT), 0.0);
     v_light = vec2(0.45 + diffuse, 0.2 * abs(eye_side));
 #ifdef TEXTURED
@@ -64,12 +66,12 @@ void main() {
 FRAGMENT_SHADER = """
 #ifdef OUT_RGB
 in vec3 v_color;
+in vec3 v_from_eye;
 flat in vec2 v_light;
 #ifdef TEXTURED
 in vec2 v_uv;
 uniform sampler2D u_tex;
 #endif
-uniform vec4 u_pixel;  // (1 / fx, -1 / fy, -cx / fx, cy / fy): window position -> camera-frame ray (x, y, -1)
 layout(location = LOC_RGB) out vec4 f_rgb;
 #endif
 #ifdef OUT_DEPTH
@@ -83,9 +85,9 @@ layout(location = LOC_SEMANTIC) out int f_sem;
 void main() {
 #ifdef OUT_RGB
     // Headlight: the cosine between the face's normal and the direction to the eye is the eye's distance
-    // from the face's plane over its distance from the fragment, z-depth (1 / gl_FragCoord.w) x ray length.
-    vec2 ray = gl_FragCoord.xy * u_pixel.xy + u_pixel.zw;
-    float light = v_light.x + v_light.y * gl_FragCoord.w * inversesqrt(1.0 + dot(ray, ray));
+    // from the face's plane over its distance from the fragment. The eye -> fragment vector is interpolated
+    // (perspective-correct, so exact): on llvmpipe that is cheaper than rebuilding it from gl_FragCoord.
+    float light = v_light.x + v_light.y * inversesqrt(dot(v_from_eye, v_from_eye));
 #ifdef TEXTURED
     vec3 base = v_color * texture(u_tex, v_uv).rgb;
 #else

@@ -3,8 +3,7 @@
 A frame of the renderer costs well under a millisecond, and between llvmpipe's draws every numpy call runs
 with cold caches (several microseconds each), so the few dozen multiply-adds of the camera matrices are done
 on Python floats and packed straight into uniform bytes. The camera model is :class:`CameraSpec`'s
-(:meth:`CameraSpec.pose`, :meth:`CameraSpec.projection_matrix`, :meth:`CameraSpec.intrinsics`); a test checks
-that the matrices agree.
+(:meth:`CameraSpec.pose`, :meth:`CameraSpec.projection_matrix`); a test checks that the matrices agree.
 
 glReadPixels returns rows bottom first. The clip-space y is mirrored so that GL window row 0 holds the
 image's top row and frames are read straight into their output arrays with no flip copy; the mirror turns
@@ -37,14 +36,12 @@ class FrameCamera:
         view_z_bytes: float32 (4,) minus the third row of the view matrix: its dot product with a homogeneous
             world point is the point's z-depth in metres.
         eye_bytes: float32 (3,) camera position, world frame, metres.
-        pixel_bytes: float32 (1 / fx, -1 / fy, -cx / fx, cy / fy): window position -> camera-frame ray.
     """
 
     mvp: tuple[tuple[float, float, float, float], ...]
     mvp_bytes: bytes
     view_z_bytes: bytes
     eye_bytes: bytes
-    pixel_bytes: bytes
 
 
 def _quaternion(rotation: Sequence[float]) -> tuple[float, float, float, float]:
@@ -68,15 +65,13 @@ def _position(position: Sequence[float]) -> tuple[float, float, float]:
     return x, y, z
 
 
-def _projection(camera: CameraSpec) -> tuple[float, float, float, float, bytes]:
-    """(P00, P11, P22, P23, pixel bytes) of the camera's perspective matrix and intrinsics."""
+def _projection(camera: CameraSpec) -> tuple[float, float, float, float]:
+    """(P00, P11, P22, P23) of the camera's perspective matrix."""
     p = camera.projection_matrix()
-    fx, fy, cx, cy = camera.intrinsics()
-    pixel = _VEC4.pack(1.0 / fx, -1.0 / fy, -cx / fx, cy / fy)  # window y grows down the image
-    return float(p[0, 0]), float(p[1, 1]), float(p[2, 2]), float(p[2, 3]), pixel
+    return float(p[0, 0]), float(p[1, 1]), float(p[2, 2]), float(p[2, 3])
 
 
-_projections: dict[tuple, tuple[float, float, float, float, bytes]] = {}
+_projections: dict[tuple, tuple[float, float, float, float]] = {}
 
 
 def frame_camera(camera: CameraSpec, position: Sequence[float], rotation: Sequence[float]) -> FrameCamera:
@@ -89,7 +84,7 @@ def frame_camera(camera: CameraSpec, position: Sequence[float], rotation: Sequen
     proj = _projections.get(key)
     if proj is None:
         proj = _projections[key] = _projection(camera)
-    p00, p11, p22, p23, pixel = proj
+    p00, p11, p22, p23 = proj
     qx, qy, qz, qw = _quaternion(rotation)
     px, py, pz = _position(position)
     # Agent rotation (as quat_to_matrix), rows a0, a1, a2.
@@ -123,5 +118,4 @@ def frame_camera(camera: CameraSpec, position: Sequence[float], rotation: Sequen
         mvp_bytes=_MAT4.pack(*[row[k] for k in range(4) for row in mvp]),  # column-major
         view_z_bytes=_VEC4.pack(*mvp[3]),
         eye_bytes=_VEC3.pack(ex, ey, ez),
-        pixel_bytes=pixel,
     )
