@@ -11,6 +11,7 @@ Per frame (:class:`ChunkCuller`):
 
 1. Chunks whose corners all lie outside one clip plane are skipped: their triangles would be clipped away.
    Of the others, those that come nearer than ``split`` metres (or reach the near plane) are drawn first.
+   When the rest hold fewer than :data:`OCCLUSION_MIN_FACES` faces, they are drawn right after, untested.
 2. The linear depth drawn so far is read back and reduced to the farthest depth per column of
    :data:`COLUMN` pixels. A remaining chunk is skipped when its nearest point is farther, by a margin, than
    the farthest depth drawn in every column its projected bounding box touches: each of its fragments would
@@ -36,6 +37,9 @@ LEVELS = 5
 SPLIT = 2.0
 #: Width in pixels of the columns of the occlusion test.
 COLUMN = 4
+#: Pending chunks with fewer faces than this in all are drawn without the occlusion test: reading the depth
+#: back and testing costs about as much as setting up this many triangles on llvmpipe.
+OCCLUSION_MIN_FACES = 200
 #: A chunk is hidden when its nearest depth exceeds a column's farthest by this fraction plus DEPTH_SLACK
 #: metres: far more than the rounding of float32 depths and of the 24-bit depth buffer within 100 m.
 DEPTH_SLACK_REL, DEPTH_SLACK = 2e-3, 1e-2
@@ -107,14 +111,20 @@ class ChunkCuller:
     Args:
         batches: the chunks of every batch, in draw order.
         split: distance in metres below which chunks are drawn before the occlusion test.
+        min_test_faces: when the chunks left after the first pass have fewer faces than this in all, they are
+            drawn in the first pass without the occlusion test (0: always test; None:
+            :data:`OCCLUSION_MIN_FACES`).
 
     Per frame, call :meth:`first_pass` and draw its ranges, then call :meth:`second_pass` with the linear
     depth drawn so far (when :attr:`pending` is non-empty) and draw its ranges. Together they give the order
     in which drawing every chunk would go, less the skipped chunks.
     """
 
-    def __init__(self, batches: Sequence[FaceChunks], split: float = SPLIT) -> None:
+    def __init__(
+        self, batches: Sequence[FaceChunks], split: float = SPLIT, min_test_faces: int | None = None
+    ) -> None:
         self.split = split
+        self.min_test_faces = OCCLUSION_MIN_FACES if min_test_faces is None else min_test_faces
         batch = np.concatenate([np.full(len(c.count), i, np.int64) for i, c in enumerate(batches)] or [[]])
         first = np.concatenate([c.first for c in batches] or [[]]).astype(np.int64)
         count = np.concatenate([c.count for c in batches] or [[]]).astype(np.int64)
@@ -129,6 +139,7 @@ class ChunkCuller:
         self._batch, self._first, self._count = batch.tolist(), first.tolist(), count.tolist()
         # Whether chunk i directly follows chunk i - 1 in the same index buffer (so their draws can merge).
         self._joins = [False] + (batch[1:] == batch[:-1]).tolist()
+        self._count_array = count
         #: Chunks left for :meth:`second_pass`, increasing.
         self.pending = np.zeros(0, np.int64)
         self._near = np.zeros(0)
@@ -169,6 +180,10 @@ class ChunkCuller:
         out = out[0] | out[1] | (np.maximum.reduce(w, axis=0) < near - 1e-4) | (nearest > far * (1.0 + 1e-4))
         self.pending = np.flatnonzero(~(now | out))
         p = self.pending
+        if int(self._count_array[p].sum()) < self.min_test_faces:
+            # Too few faces left to be worth the test: draw them now, after the near ones (as a second pass).
+            self.pending = np.zeros(0, np.int64)
+            return self.ranges(np.flatnonzero(now & ~out).tolist()) + self.ranges(p.tolist())
         x = xyw[0][:, p] / w[:, p]  # pending chunks lie wholly in front of the near plane
         self._near = nearest[p]
         # Column ranges, widened by a pixel for vertex snapping, as reduceat bounds [first, last + 1).

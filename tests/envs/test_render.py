@@ -7,7 +7,7 @@ import multiprocessing
 import numpy as np
 import pytest
 
-from envs.render import CameraSpec, RenderBackendError, Renderer, create_context
+from envs.render import CameraSpec, RenderBackendError, Renderer, create_context, culling
 from envs.render.context import EGL_PACKAGES
 from envs.render.culling import build_chunks
 from envs.render.geometry import prepare_batch
@@ -254,8 +254,11 @@ def _house_poses(scene: Scene, rng: np.random.Generator, n: int) -> list:
     return out
 
 
-@pytest.mark.parametrize("seed", [0, 3])
-def test_culling_never_changes_a_pixel(seed):
+@pytest.mark.parametrize(("seed", "min_test_faces"), [(0, None), (3, 0)])
+def test_culling_never_changes_a_pixel(seed, min_test_faces, monkeypatch):
+    # None: a few remaining faces are drawn untested (the default); 0: the occlusion test runs every frame.
+    if min_test_faces is not None:
+        monkeypatch.setattr(culling, "OCCLUSION_MIN_FACES", min_test_faces)
     scene = generate_house(seed)
     culled, full = Renderer(scene), Renderer(scene, cull=False)
     skipped = 0
@@ -321,7 +324,10 @@ def test_generated_houses_render_the_same_without_back_faces(seed):
     double.release()
 
 
-def test_culling_skips_what_is_behind_a_wall_or_the_camera():
+@pytest.mark.parametrize("test_all", [True, False])
+def test_culling_skips_what_is_behind_a_wall_or_the_camera(test_all, monkeypatch):
+    if test_all:
+        monkeypatch.setattr(culling, "OCCLUSION_MIN_FACES", 0)
     hidden = [box((x, 1.0, -6.0), (0.5, 0.5, 0.5), sem=5) for x in np.linspace(-3, 3, 7)]  # behind the wall
     behind = [box((x, 1.0, 4.0), (0.5, 0.5, 0.5), sem=6) for x in np.linspace(-3, 3, 7)]  # behind the camera
     front = box((0.0, 1.25, -1.0), (0.3, 0.3, 0.3), sem=7)
@@ -333,7 +339,11 @@ def test_culling_skips_what_is_behind_a_wall_or_the_camera():
         np.testing.assert_array_equal(a[key], b[key])
     assert set(np.unique(a["semantic"])) == {2, 7}
     assert full.stats.triangles == scene.n_triangles == 2 + 12 * 15
-    assert culled.stats.triangles == 2 + 12  # the wall and the box in front of it
+    if test_all:
+        assert culled.stats.triangles == 2 + 12  # the wall and the box in front of it
+    else:  # too few faces behind the wall to be worth the occlusion test: only the frustum culls
+        assert 12 * 7 < culling.OCCLUSION_MIN_FACES
+        assert culled.stats.triangles == 2 + 12 + 12 * 7
     culled.release()
     full.release()
 
