@@ -137,15 +137,18 @@ def _walls(cell: Cell, i: int, doors: list[Door], house: Cell, opts: HouseOption
     return out
 
 
+#: Floor pieces (x, z) in metres per pattern. Each piece is two triangles; on llvmpipe a frame's cost grows
+#: with the triangles drawn and the floor is in almost every frame, so pieces are large: wide planks, large
+#: tiles and wall-to-wall carpet.
+FLOOR_PIECES = {"wood": (2.4, 0.4), "tile": (1.0, 1.0), "carpet": (None, None)}
+
+
 def _floor(mb: MeshBuilder, rng: np.random.Generator, cell: Cell, material: tuple, sid: int) -> None:
-    """Floor of a cell: wood planks, checkered tiles or carpet squares, each piece slightly varied in tone."""
+    """Floor of a cell: staggered wood planks and carpet slightly varied in tone, or checkered tiles."""
     pattern, _, rgb = material
-    if pattern == "carpet":
-        step_x = step_z = 1.0
-    elif pattern == "tile":
-        step_x = step_z = 0.5
-    else:
-        step_x, step_z = 1.2, 0.2
+    step_x, step_z = FLOOR_PIECES[pattern]
+    if step_x is None:  # one piece
+        step_x, step_z = cell.x1 - cell.x0, cell.z1 - cell.z0
     nx, nz = (
         int(np.ceil((cell.x1 - cell.x0) / step_x - 1e-9)),
         int(np.ceil((cell.z1 - cell.z0) / step_z - 1e-9)),
