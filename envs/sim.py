@@ -191,9 +191,8 @@ class Simulator:
         s = self._state
         self.collided = False
         if action == MOVE_FORWARD:
-            yaw = s.yaw
-            delta = self.config.forward_step * np.array([-math.sin(yaw), 0.0, -math.cos(yaw)])
-            self._move(delta)
+            yaw, step = s.yaw, self.config.forward_step
+            self._move((-step * math.sin(yaw), 0.0, -step * math.cos(yaw)))
         elif action in (TURN_LEFT, TURN_RIGHT):
             sign = 1.0 if action == TURN_LEFT else -1.0
             s.rotation = quaternion_from_yaw(s.yaw + sign * math.radians(self.config.turn_angle))
@@ -206,9 +205,9 @@ class Simulator:
             raise ValueError(f"unknown action {action}: expected 0..5 ({', '.join(ACTION_NAMES)})")
         return self.observe() if observe else {}
 
-    def _move(self, delta: np.ndarray) -> None:
+    def _move(self, delta) -> None:
         new_pos, collided = try_move(self.grid, self._state.position, delta)
-        self._state.position = np.asarray(new_pos, dtype=np.float32)
+        self._state.position = new_pos
         if collided:
             self.collided = True
             self.n_collisions += 1

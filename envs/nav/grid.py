@@ -268,13 +268,13 @@ class NavGrid:
         z = self.origin[1] + i * self.cell_size + jitter[1]
         return np.array([x, self.floor_y[i, j], z], np.float32)
 
-    def clearance_gradient(self, x: float, z: float) -> np.ndarray:
-        """(2,) gradient (d/dx, d/dz) of :attr:`clearance` at world (x, z), bilinearly interpolated.
+    def clearance_gradient(self, x: float, z: float) -> tuple[float, float]:
+        """Gradient (d/dx, d/dz) of :attr:`clearance` at world (x, z), bilinearly interpolated.
 
         It points away from the nearest obstacle (into free space).
         """
-        fi, fj = self.fractional_cell(x, z)
-        return np.array([bilinear(self._grad[1], fi, fj), bilinear(self._grad[0], fi, fj)])
+        fi, fj = (z - self.origin[1]) / self.cell_size, (x - self.origin[0]) / self.cell_size
+        return bilinear(self._grad[1], fi, fj), bilinear(self._grad[0], fi, fj)
 
 
 def bilinear(values: np.ndarray, fi: float, fj: float) -> float:

@@ -140,23 +140,33 @@ def free_fraction(
         metres short of that face, measured perpendicular to it, so a later move along the face does not touch
         it.
     """
-    sx, sz, ex, ez = (float(v) for v in (*start_xz, *(start_xz + disp_xz)))
+    sx, sz, dx, dz = (float(v) for v in (*start_xz, *disp_xz))
+    t, contact, normal = free_fraction_xz(grid, sx, sz, dx, dz)
+    return t, None if contact is None else np.array(contact), np.array(normal)
+
+
+def free_fraction_xz(
+    grid, sx: float, sz: float, dx: float, dz: float
+) -> tuple[float, tuple[float, float] | None, tuple[float, float]]:
+    """:func:`free_fraction` on plain floats, for the per-step motion code: ``(t, contact (x, z) or None,
+    face normal (x, z))``."""
+    ex, ez = sx + dx, sz + dz
     i0, j0 = grid.cell_of(min(sx, ex), min(sz, ez))
     i1, j1 = grid.cell_of(max(sx, ex), max(sz, ez))
     if 0 <= i0 and i1 < grid.shape[0] and 0 <= j0 and j1 < grid.shape[1]:
         # Every cell the segment visits lies in its bounding box of cells: all navigable, all free (the
         # common case of a step in the open, answered without the traversal).
         if grid.navigable[i0 : i1 + 1, j0 : j1 + 1].all():
-            return 1.0, None, np.zeros(2)
-    t, cells, free = traverse_short(grid, start_xz, start_xz + disp_xz)
+            return 1.0, None, (0.0, 0.0)
+    t, cells, free = traverse_short(grid, (sx, sz), (ex, ez))
     if all(free):
-        return 1.0, None, np.zeros(2)
+        return 1.0, None, (0.0, 0.0)
     k = free.index(False)
     if k == 0:
-        return 0.0, start_xz.copy(), np.zeros(2)
-    # (di, dj) into the blocked cell
-    step = (cells[k][0] - cells[k - 1][0], cells[k][1] - cells[k - 1][1])
-    normal = -np.array([step[1], step[0]], np.float64)
-    normal /= np.hypot(*normal)
-    approach = max(float(-(normal @ disp_xz)), 1e-12)
-    return max(float(t[k - 1]), float(t[k]) - STANDOFF / approach), start_xz + t[k] * disp_xz, normal
+        return 0.0, (sx, sz), (0.0, 0.0)
+    # (di, dj) into the blocked cell; the normal points back, as (x, z) = -(dj, di), normalised.
+    di, dj = cells[k][0] - cells[k - 1][0], cells[k][1] - cells[k - 1][1]
+    norm = math.hypot(dj, di)
+    nx, nz = -dj / norm, -di / norm
+    approach = max(-(nx * dx + nz * dz), 1e-12)
+    return max(t[k - 1], t[k] - STANDOFF / approach), (sx + t[k] * dx, sz + t[k] * dz), (nx, nz)
