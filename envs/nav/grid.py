@@ -176,13 +176,16 @@ class NavGrid:
         fi, fj = self.fractional_cell(pts[..., 0], pts[..., 2])
         return np.floor(fi + 0.5).astype(np.int64), np.floor(fj + 0.5).astype(np.int64)
 
+    def fraction_of(self, x: float, z: float) -> tuple[float, float]:
+        """:meth:`fractional_cell` of one world point (x, z) in plain Python floats (the per-step motion code
+        works on scalars, where numpy's per-call overhead would dominate)."""
+        return (z - self.origin[1]) / self.cell_size, (x - self.origin[0]) / self.cell_size
+
     def cell_of(self, x: float, z: float) -> tuple[int, int]:
         """(row, column) of the cell containing one world point (x, z), as :meth:`world_to_cell` gives it, in
-        plain Python (the per-step motion code calls this with scalars, where numpy's overhead dominates)."""
-        return (
-            math.floor((z - self.origin[1]) / self.cell_size + 0.5),
-            math.floor((x - self.origin[0]) / self.cell_size + 0.5),
-        )
+        plain Python (see :meth:`fraction_of`)."""
+        fi, fj = self.fraction_of(x, z)
+        return math.floor(fi + 0.5), math.floor(fj + 0.5)
 
     def navigable_at(self, x: float, z: float) -> bool:
         """Whether one world point (x, z) falls in a navigable cell (the scalar :meth:`navigable_xz`)."""
@@ -273,7 +276,7 @@ class NavGrid:
 
         It points away from the nearest obstacle (into free space).
         """
-        fi, fj = (z - self.origin[1]) / self.cell_size, (x - self.origin[0]) / self.cell_size
+        fi, fj = self.fraction_of(x, z)
         return bilinear(self._grad[1], fi, fj), bilinear(self._grad[0], fi, fj)
 
 

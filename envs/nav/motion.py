@@ -76,13 +76,12 @@ def try_move(grid, position, displacement) -> tuple[np.ndarray, bool]:
 
 def _settle(grid, x: float, z: float) -> tuple[float, float]:
     """Nudge a navigable point towards its cell centre until its float32 rounding is navigable too."""
-    i, j = grid.cell_of(x, z)
-    centre = None
+    centre = None  # of the point's own cell, looked up only when the rounding fails (rarely)
     for _ in range(8):
         rx, rz = float(np.float32(x)), float(np.float32(z))
         if grid.navigable_at(rx, rz):
             return rx, rz
         if centre is None:
-            centre = grid.cell_to_world(i, j)[0, [0, 2]].astype(np.float64).tolist()
+            centre = grid.cell_to_world(*grid.cell_of(x, z))[0, [0, 2]].astype(np.float64).tolist()
         x, z = x + 0.01 * (centre[0] - x), z + 0.01 * (centre[1] - z)
     return centre[0], centre[1]

@@ -48,9 +48,8 @@ def traverse(grid, start_xz: np.ndarray, end_xz: np.ndarray) -> tuple[np.ndarray
         (the first is 0, the start cell), the (2, K) int64 (row, column) of those cells, and (K,) bool,
         whether each cell is navigable and the step into it is allowed.
     """
-    size, (x0, z0) = grid.cell_size, grid.origin
-    fi0, fj0 = (float(start_xz[1]) - z0) / size, (float(start_xz[0]) - x0) / size
-    fi1, fj1 = (float(end_xz[1]) - z0) / size, (float(end_xz[0]) - x0) / size
+    fi0, fj0 = grid.fraction_of(float(start_xz[0]), float(start_xz[1]))
+    fi1, fj1 = grid.fraction_of(float(end_xz[0]), float(end_xz[1]))
     t = np.concatenate([_ZERO, _crossings(fi0, fi1), _crossings(fj0, fj1)])
     if len(t) > 1:
         t.sort()
@@ -87,9 +86,8 @@ def line_of_sight(grid, a, b) -> bool:
 def traverse_short(grid, start_xz, end_xz) -> tuple[list[float], list[tuple[int, int]], list[bool]]:
     """:func:`traverse` in plain Python, for the short segments of single moves (a few cells), where numpy's
     per-call overhead would cost more than the walk itself. Same arithmetic, same results, as lists."""
-    size, (x0, z0) = grid.cell_size, grid.origin
-    fi0, fj0 = (float(start_xz[1]) - z0) / size, (float(start_xz[0]) - x0) / size
-    fi1, fj1 = (float(end_xz[1]) - z0) / size, (float(end_xz[0]) - x0) / size
+    fi0, fj0 = grid.fraction_of(float(start_xz[0]), float(start_xz[1]))
+    fi1, fj1 = grid.fraction_of(float(end_xz[0]), float(end_xz[1]))
     raw = [0.0]
     for f0, f1 in ((fi0, fi1), (fj0, fj1)):
         for k in range(math.floor(min(f0, f1) + 0.5), math.floor(max(f0, f1) + 0.5)):
