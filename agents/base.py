@@ -1,8 +1,15 @@
 """The ``Agent`` interface every policy implements, the agent registry and checkpoint (de)serialisation.
 
-A checkpoint directory holds ``config.json`` (agent name, the config dataclass as a dict, the instruction
-vocabulary word list) and ``model.safetensors`` (the full ``state_dict``, frozen encoders included). Nothing
-is unpickled.
+An agent declares what it needs (:mod:`agents.contract`): ``action_mode`` and ``n_waypoints``, the ``tasks``
+it
+accepts, ``requires_expert``, its ``cameras`` and the ``sample`` a training batch is made of. The rest of the
+project reads these declarations.
+
+An agent directory holds ``config.json`` (agent name, the config dataclass as a dict, the instruction
+vocabulary word list, the weight files), the weights — ``model.safetensors``, or for large models shards
+``model-00001-of-0000N.safetensors`` with ``model.safetensors.index.json`` (Hugging Face's layout) — and any
+extra files the agent writes in :meth:`Agent.save_extra` (a tokenizer, a processor config). Nothing is
+unpickled.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from agents.contract import CameraRequest, SampleSpec, check_declarations
 from agents.registry import Registry
 from envs.datasets.vocab import Vocabulary
 
@@ -29,6 +37,7 @@ STOP, MOVE_FORWARD, TURN_LEFT, TURN_RIGHT = 0, 1, 2, 3
 NUM_ACTIONS = 4
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+WEIGHTS_INDEX_FILE = "model.safetensors.index.json"
 
 AGENTS: Registry[type[Agent]] = Registry("agent")
 
@@ -108,15 +117,23 @@ def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
 class Agent(nn.Module, abc.ABC):
     """Base class of every navigation policy.
 
-    Subclasses declare ``name`` (registry key, equal to the default of their config's ``name`` field) and
-    ``config_class`` (a dataclass); both are checked when the subclass is defined. Intermediate bases pass
-    ``abstract=True`` in the class statement.
+    Subclasses declare ``name`` (registry key, equal to the default of their config's ``name`` field),
+    ``config_class`` (a dataclass) and may override the interface declarations below; all are checked when the
+    subclass is defined (:func:`agents.contract.check_declarations`). Intermediate bases pass
+    ``abstract=True``
+    in the class statement. Instances may narrow a declaration from their config (the expert's action mode).
 
-    Actions are discrete VLN-CE actions: ``0 STOP, 1 MOVE_FORWARD, 2 TURN_LEFT, 3 TURN_RIGHT``.
+    Actions (``action_mode``): ``discrete`` — (B,) int64 VLN-CE ids ``0 STOP, 1 MOVE_FORWARD, 2 TURN_LEFT,
+    3 TURN_RIGHT``; ``waypoint`` — (B, n_waypoints, 3) float32 ``(dx m forward, dy m left, dyaw rad left
+    positive)`` in the agent frame at the time of the call, followed by the simulator's controller.
 
     Observations given to :meth:`act` are batched dicts of numpy arrays or tensors: ``rgb`` (B,H,W,3) uint8,
-    ``depth`` (B,H,W,1) float32 metres, ``instruction_text`` list[str] of length B, optionally ``instruction``
-    (B,L) int64 environment token ids and ``expert_action`` (B,) int64.
+    ``depth`` (B,H,W,1) float32 metres from the main camera, ``<uuid>_rgb`` / ``<uuid>_depth`` from the other
+    declared cameras, and the task's keys: ``instruction_text`` list[str] of length B and ``instruction``
+    (B,L)
+    int64 (VLN); ``pointgoal`` (B,2) float32 (distance m, angle rad), ``gps`` (B,2), ``compass`` (B,1)
+    (point goal); ``imagegoal`` (B,H,W,3) uint8 (image goal); ``expert_action`` (B,) int64 or
+    (B, n_waypoints, 3) float32 when ``requires_expert``.
 
     Args:
         config: an instance of ``config_class``.
@@ -129,6 +146,20 @@ class Agent(nn.Module, abc.ABC):
     config_class: ClassVar[type]
     #: Whether :meth:`loss` can train the agent.
     is_trainable: ClassVar[bool] = True
+    #: ``discrete`` or ``waypoint`` (see the class docstring).
+    action_mode: ClassVar[str] = "discrete"
+    #: Waypoints per action in ``waypoint`` mode (0 for discrete agents).
+    n_waypoints: ClassVar[int] = 0
+    #: Tasks the agent accepts (``vln``, ``pointnav``, ``imagenav``, ``explore``).
+    tasks: ClassVar[tuple[str, ...]] = ("vln",)
+    #: The rollout adds ``obs["expert_action"]`` (the environment's expert) for agents that set this.
+    requires_expert: ClassVar[bool] = False
+    #: The cameras: the main one first (its size open: the benchmark's or the data's), then extra ones.
+    cameras: ClassVar[tuple[CameraRequest, ...]] = (CameraRequest(),)
+    #: What one training sample holds (whole trajectories by default).
+    sample: ClassVar[SampleSpec] = SampleSpec()
+    #: Weights larger than this are written as safetensors shards (None: one file).
+    max_shard_bytes: ClassVar[int | None] = None
 
     def __init_subclass__(cls, abstract: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -148,6 +179,7 @@ class Agent(nn.Module, abc.ABC):
                 f"{config_class.__name__} must have a field `name` defaulting to {name!r} "
                 f"(registry key = config name = {cls.__name__}.name)"
             )
+        check_declarations(cls)
 
     def __init__(
         self, config: Any, vocab: VocabLike | None = None, instructions: Iterable[str] | None = None
@@ -207,7 +239,8 @@ class Agent(nn.Module, abc.ABC):
     # ------------------------------------------------------------------------------------------ the contract
     @abc.abstractmethod
     def act(self, obs: Mapping[str, Any], deterministic: bool = True) -> np.ndarray:
-        """Actions for one step of ``n_envs`` environments: (B,) int64 in ``[0, NUM_ACTIONS)``."""
+        """Actions for one step of ``n_envs`` environments: (B,) int64 in ``[0, NUM_ACTIONS)`` for discrete
+        agents, (B, n_waypoints, 3) float32 agent-frame waypoints for waypoint agents."""
 
     def record_actions(self, actions: Any) -> None:
         """Tell the agent the actions (B,) the environments executed after :meth:`act`.
@@ -218,13 +251,20 @@ class Agent(nn.Module, abc.ABC):
         """
 
     def loss(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
-        """Training loss on a batch of B padded whole trajectories of T steps; ``batch`` is not modified.
+        """Training loss on a batch shaped by :attr:`sample`; ``batch`` is not modified.
 
         Args:
-            batch: numpy arrays or tensors: ``rgb`` (B,T,H,W,3) uint8, ``depth`` (B,T,H,W,1) float32 metres,
-                ``instruction_text`` list[str] (B), ``actions`` (B,T) int64 expert labels, ``prev_actions``
-                (B,T) int64 action executed at t−1 (−1 at t=0), ``mask`` (B,T) bool valid steps, optionally
-                ``progress`` (B,T) float32.
+            batch: tensors (strings as lists). ``trajectory`` samples — B padded whole trajectories of T
+                steps (:func:`trainers.data.dataset.collate_trajectories`): ``rgb`` (B,T,H,W,3) uint8,
+                ``depth`` (B,T,H,W,1) float32 metres, ``instruction_text`` list[str] (B), ``actions`` (B,T)
+                int64 expert labels, ``prev_actions`` (B,T) int64 action executed at t−1 (−1 at t=0), ``mask``
+                (B,T) bool valid steps, ``progress`` (B,T) float32, ``positions`` (B,T,3) and ``yaws`` (B,T)
+                poses, ``goal_position`` (B,3), optionally ``labels`` (B,T,...) float32 continuous labels.
+                ``window`` samples — B time steps (:mod:`trainers.data.windows`): ``rgb`` (B,K+1,H,W,3),
+                ``depth`` (B,K+1,H,W,1) for K history frames then the current one, ``history_mask`` (B,K+1),
+                ``future`` (B,N,3) agent-frame ``(dx, dy, dyaw)`` of the next N poses, ``future_mask`` (B,N),
+                ``pointgoal`` (B,2), extra cameras' ``<uuid>_rgb`` / ``<uuid>_depth`` and ``imagegoal`` at
+                the current step, ``action`` (B,) int64 expert label, ``progress`` (B,), ``instruction_text``.
 
         Returns:
             (scalar loss with gradients, info floats: ``loss/action``, ``loss/progress``, ``accuracy``).
@@ -238,57 +278,152 @@ class Agent(nn.Module, abc.ABC):
         """Model inputs from raw observations; the identity for agents without a model."""
         return dict(obs)
 
+    # ------------------------------------------------------------------------------------- training hooks
+    def item_transform(self) -> Callable[[dict[str, Any]], dict[str, Any]] | None:
+        """A per-item transform (a tokenizer or processor) the data loader runs in its worker processes, or
+        None. It must pickle without the model's weights (it travels to spawned workers) and return the item
+        with the keys :meth:`loss` reads added or replaced."""
+        return None
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """The optimiser's parameter groups: dicts with ``params`` and optional per-group settings (``lr``,
+        ``weight_decay``). Frozen encoders are left out by overriding this. Default: one group of every
+        parameter."""
+        return [{"params": list(self.parameters())}]
+
+    def after_step(self, step: int) -> None:
+        """Called by the trainer after every optimiser step (``step`` counts them): e.g. an EMA of weights."""
+
     # ------------------------------------------------------------------------------------------ checkpoints
     def save(self, directory: str | os.PathLike) -> None:
-        """Write ``config.json`` and ``model.safetensors`` into ``directory``.
+        """Write ``config.json``, the weights and the agent's extra files into ``directory``.
 
-        The directory is created if needed; each file is written to a temporary name, then renamed.
+        The directory is created if needed; each file is written to a temporary name, then renamed, and
+        ``config.json`` (which lists the weight files) comes last.
         """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
+        tensors = {k: v.detach().to("cpu").contiguous() for k, v in self.state_dict().items()}
+        files = write_weights(directory, tensors, {"agent": self.name}, self.max_shard_bytes)
+        extra = self.save_extra(directory)
         meta = {
             "name": self.name,
             "config": dataclasses.asdict(self.config),
             "vocab": None if self.vocab is None else list(self.vocab.word_list),
+            "weights": files,
+            "extra_files": sorted(extra),
         }
-        tensors = {k: v.detach().to("cpu").contiguous() for k, v in self.state_dict().items()}
-        _atomic_write(
-            directory / WEIGHTS_FILE, lambda p: save_file(tensors, p, metadata={"agent": self.name})
-        )
         _atomic_write(
             directory / CONFIG_FILE, lambda p: Path(p).write_text(json.dumps(meta, indent=2) + "\n")
         )
 
+    def save_extra(self, directory: Path) -> list[str]:
+        """Write files the agent needs besides its config and weights (a tokenizer, a processor config) into
+        ``directory``, atomically; returns their names. Read them back in :meth:`_build_for_load`."""
+        return []
+
     @classmethod
     def load(cls, directory: str | os.PathLike, device: torch.device | str | None = None) -> Agent:
         """Rebuild an agent written by :meth:`save`; the class is looked up by the saved name."""
-        config_path = Path(directory) / CONFIG_FILE
-        weights_path = Path(directory) / WEIGHTS_FILE
-        for path in (config_path, weights_path):
-            if not path.is_file():
-                raise FileNotFoundError(
-                    f"{path}: missing (expected an agent directory written by Agent.save)"
-                )
-        meta = json.loads(config_path.read_text())
+        directory = Path(directory)
+        config_path = directory / CONFIG_FILE
+        if not config_path.is_file():
+            raise FileNotFoundError(
+                f"{config_path}: missing (expected an agent directory written by Agent.save)"
+            )
+        meta = read_json(config_path, "an object with 'name', 'config' and 'vocab'")
         if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict) or "name" not in meta:
             raise ValueError(f"{config_path}: expected an object with 'name', 'config' and 'vocab'")
         agent_class = AGENTS.get(meta["name"])
         if not issubclass(agent_class, cls):
             raise TypeError(f"{config_path}: agent {meta['name']!r} is not a {cls.__name__}")
         config = config_from_dict(agent_class.config_class, meta["config"], source=str(config_path))
-        agent = agent_class._build_for_load(config, meta.get("vocab"))
+        agent = agent_class._build_for_load(config, meta.get("vocab"), directory)
+        state = read_weights(directory)
         try:
-            agent.load_state_dict(load_file(str(weights_path)), strict=True)
+            agent.load_state_dict(state, strict=True)
         except RuntimeError as err:
-            raise ValueError(
-                f"{weights_path}: weights do not match the agent in {config_path}: {err}"
-            ) from None
+            raise ValueError(f"{directory}: weights do not match the agent in {config_path}: {err}") from None
         return agent.to(device) if device is not None else agent
 
     @classmethod
-    def _build_for_load(cls, config: Any, vocab: list[str] | None) -> Agent:
-        """Construct the agent whose weights are about to be loaded (no pretrained files are read)."""
+    def _build_for_load(cls, config: Any, vocab: list[str] | None, directory: Path | None = None) -> Agent:
+        """Construct the agent whose weights are about to be loaded from ``directory`` (no pretrained files
+        are read; extra files written by :meth:`save_extra` are there to read)."""
         return cls(config, vocab=vocab)
+
+
+def read_json(path: Path, expected: str) -> Any:
+    """Parse a JSON file; a corrupt one raises ``ValueError`` naming the file and what was expected."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: not valid JSON ({err}); expected {expected}") from None
+
+
+def write_weights(
+    directory: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str], max_shard_bytes: int | None
+) -> list[str]:
+    """Write ``tensors`` as ``model.safetensors``, or as shards plus ``model.safetensors.index.json`` when
+    they exceed ``max_shard_bytes``; removes weight files of the other layout; returns the file names."""
+    total = sum(t.numel() * t.element_size() for t in tensors.values())
+    shards: list[dict[str, torch.Tensor]] = [{}]
+    if max_shard_bytes is not None and total > max_shard_bytes:
+        size = 0
+        for key, t in tensors.items():
+            nbytes = t.numel() * t.element_size()
+            if shards[-1] and size + nbytes > max_shard_bytes:
+                shards.append({})
+                size = 0
+            shards[-1][key] = t
+            size += nbytes
+    if len(shards) == 1:
+        names = [WEIGHTS_FILE]
+        shards = [tensors]
+    else:
+        names = [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
+    for name, shard in zip(names, shards, strict=True):
+        _atomic_write(directory / name, lambda p, shard=shard: save_file(shard, p, metadata=metadata))
+    if len(names) > 1:
+        index = {
+            "metadata": {"total_size": total},
+            "weight_map": {k: n for n, sh in zip(names, shards, strict=True) for k in sh},
+        }
+        _atomic_write(
+            directory / WEIGHTS_INDEX_FILE, lambda p: Path(p).write_text(json.dumps(index, indent=1))
+        )
+    stale = [WEIGHTS_FILE, WEIGHTS_INDEX_FILE] if len(names) > 1 else [WEIGHTS_INDEX_FILE]
+    stale += [p.name for p in directory.glob("model-*-of-*.safetensors") if p.name not in names]
+    for name in stale:
+        if name not in names:
+            (directory / name).unlink(missing_ok=True)
+    return names + ([WEIGHTS_INDEX_FILE] if len(names) > 1 else [])
+
+
+def read_weights(directory: Path) -> dict[str, torch.Tensor]:
+    """The state dict in ``directory`` (one file or the shards its index names); errors name the file."""
+    index_path = directory / WEIGHTS_INDEX_FILE
+    if index_path.is_file():
+        index = read_json(index_path, "an object with a 'weight_map' of tensor name -> shard file")
+        if not isinstance(index, dict) or not isinstance(index.get("weight_map"), dict):
+            raise ValueError(
+                f"{index_path}: expected an object with a 'weight_map' of tensor name -> shard file"
+            )
+        files = sorted(set(index["weight_map"].values()))
+    else:
+        files = [WEIGHTS_FILE]
+    state: dict[str, torch.Tensor] = {}
+    for name in files:
+        path = directory / name
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: missing (expected the agent's safetensors weights)")
+        try:
+            state.update(load_file(str(path)))
+        except Exception as err:  # safetensors raises its own error type for truncated or foreign files
+            raise ValueError(
+                f"{path}: not a readable safetensors file ({err}); expected the agent's weights"
+            ) from None
+    return state
 
 
 def make_agent(name: str, config: Any = None, **kwargs: Any) -> Agent:

@@ -9,13 +9,28 @@ from typing import Any
 import numpy as np
 
 from agents.base import AGENTS, MOVE_FORWARD, NUM_ACTIONS, STOP, Agent, to_numpy
+from agents.contract import ACTION_MODES
 
 
 @dataclass
 class ExpertConfig:
-    """Config of the ``expert`` agent (no options)."""
+    """Config of the ``expert`` agent.
+
+    Attributes:
+        action_mode: ``discrete`` (the shortest-path follower's action ids) or ``waypoint`` (the next
+            ``n_waypoints`` points of the shortest path, see ``NavEnv.expert_action``).
+        n_waypoints: waypoints per action in waypoint mode.
+    """
 
     name: str = "expert"
+    action_mode: str = "discrete"
+    n_waypoints: int = 8
+
+    def __post_init__(self) -> None:
+        if self.action_mode not in ACTION_MODES:
+            raise ValueError(f"ExpertConfig.action_mode must be one of {ACTION_MODES}, got {self.action_mode!r}")
+        if self.n_waypoints < 1:
+            raise ValueError(f"ExpertConfig.n_waypoints must be >= 1, got {self.n_waypoints}")
 
 
 @dataclass
@@ -56,13 +71,21 @@ class ForwardConfig:
 
 @AGENTS.register("expert")
 class ExpertAgent(Agent):
-    """Returns the environment's shortest-path expert action ``obs["expert_action"]`` (B,) int64."""
+    """Returns the environment's shortest-path expert action ``obs["expert_action"]``: (B,) int64 ids, or
+    (B, n_waypoints, 3) float32 waypoints when configured with ``action_mode="waypoint"``."""
 
     name = "expert"
     config_class = ExpertConfig
     is_trainable = False
+    tasks = ("vln", "pointnav", "imagenav")
     #: The rollout loop adds ``obs["expert_action"]`` for policies that set this.
     requires_expert = True
+
+    def __init__(self, config: ExpertConfig, **kwargs: Any) -> None:
+        super().__init__(config, **kwargs)
+        # The expert acts in either mode: the instance narrows the class's declaration from its config.
+        self.action_mode = config.action_mode
+        self.n_waypoints = config.n_waypoints if config.action_mode == "waypoint" else 0
 
     def act(self, obs: Mapping[str, Any], deterministic: bool = True) -> np.ndarray:
         """The expert actions in ``obs``; raises ``KeyError`` when the environment does not provide them."""
@@ -71,8 +94,11 @@ class ExpertAgent(Agent):
                 "the expert agent needs obs['expert_action'] (B,) int64, which envs.rollout.rollout adds "
                 f"for policies with requires_expert=True (got keys {sorted(obs)})"
             )
-        self._check_batch(obs)
-        return to_numpy(obs["expert_action"]).astype(np.int64).reshape(-1)
+        n = self._check_batch(obs)
+        actions = to_numpy(obs["expert_action"])
+        if self.action_mode == "waypoint":
+            return actions.astype(np.float32).reshape(n, self.n_waypoints, 3)
+        return actions.astype(np.int64).reshape(-1)
 
 
 @AGENTS.register("random")
@@ -82,6 +108,7 @@ class RandomAgent(Agent):
     name = "random"
     config_class = RandomConfig
     is_trainable = False
+    tasks = ("vln", "pointnav", "imagenav", "explore")
 
     def __init__(self, config: RandomConfig, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
@@ -102,6 +129,7 @@ class ForwardAgent(Agent):
     name = "forward"
     config_class = ForwardConfig
     is_trainable = False
+    tasks = ("vln", "pointnav", "imagenav", "explore")
 
     def _init_state(self, n_envs: int) -> None:
         self._steps = np.zeros(n_envs, dtype=np.int64)

@@ -83,7 +83,7 @@ class RecurrentVLNAgent(Agent, abstract=True):
         """The network (see the module docstring for its interface)."""
 
     @classmethod
-    def _build_for_load(cls, config: Any, vocab: list[str] | None) -> Agent:
+    def _build_for_load(cls, config: Any, vocab: list[str] | None, directory: Any = None) -> Agent:
         return cls(config, vocab=vocab, load_pretrained=False)
 
     # ----------------------------------------------------------------------------------------- preprocessing

@@ -1,6 +1,6 @@
 """Structured config of ``benchmarks/run.py`` and how it becomes agents and a benchmark.
 
-``configs/eval.yaml`` composes :class:`EvalConfig` (stored as ``eval_schema``) with one
+``configs/eval.yaml`` composes :class:`EvalRunConfig` (stored as ``eval_schema``) with one
 ``configs/benchmark/<name>.yaml`` (a :class:`BenchmarkConfig`) and optionally one node of the ``agent`` group
 (the agents' config dataclasses), so a misspelt key fails when the config is composed, naming the key.
 
@@ -31,13 +31,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from agents import AGENTS, load_agent, make_agent
 from agents.hydra_configs import register_agent_configs
-from benchmarks.vln import BENCHMARKS, EpisodeBenchmark
+from benchmarks.base import BENCHMARKS, EpisodeBenchmark
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
-class DataConfig:
+class EvalDataConfig:
     """The dataset: ``dir`` holds ``{split}/{split}.json.gz`` folders (R2R-CE layout); ``scenes_dir`` the
     scene files (default ``dir/scenes``)."""
 
@@ -85,7 +85,7 @@ class BenchmarkConfig:
 
 
 @dataclass
-class EvalConfig:
+class EvalRunConfig:
     """Top level of ``configs/eval.yaml``; see the module docstring for ``agent``, ``checkpoint``, ``agents``.
 
     Attributes:
@@ -100,7 +100,7 @@ class EvalConfig:
     checkpoint: str | None = None
     agents: list[str] = field(default_factory=list)
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
-    data: DataConfig = field(default_factory=DataConfig)
+    data: EvalDataConfig = field(default_factory=EvalDataConfig)
     out_dir: str | None = None
     device: str = "cpu"
     report: bool = True
@@ -110,7 +110,7 @@ class EvalConfig:
 def register_configs() -> None:
     """Store ``eval_schema``, and the agents' schemas (group ``agent``, see :mod:`agents.hydra_configs`)."""
     register_agent_configs()
-    ConfigStore.instance().store(name="eval_schema", node=EvalConfig)
+    ConfigStore.instance().store(name="eval_schema", node=EvalRunConfig)
 
 
 @dataclass
@@ -211,7 +211,7 @@ def build_benchmark(cfg: DictConfig) -> EpisodeBenchmark:
 
 
 def output_dirs(cfg: DictConfig, labels: list[str]) -> tuple[Path, list[Path]]:
-    """``(report folder, one evaluation folder per label)`` (see :class:`EvalConfig`.out_dir)."""
+    """``(report folder, one evaluation folder per label)`` (see :class:`EvalRunConfig`.out_dir)."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     safe = [re.sub(r"[^A-Za-z0-9_.=-]+", "_", label) for label in labels]
     if len(labels) == 1 and not cfg.agents:

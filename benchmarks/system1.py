@@ -24,12 +24,13 @@ embedded simulator:
 
 **How the learned System-1 baselines plug in.** Each is an agent in ``agents/baselines/<name>/``
 (registered in ``AGENTS``, a config dataclass with ``name``, weights read by the agent from a local file named
-in its config, never downloaded) that reads the observation keys of its task and declares its action
-interface:
+in its config, never downloaded) that reads the observation keys of its task and declares its interface
+(:mod:`agents.contract`: ``tasks``,
+``action_mode``, ``n_waypoints``, ``cameras``):
 
 - discrete agents (``DD-PPO``: depth + ``pointgoal`` (distance, angle)) return (B,) action ids, as VLN
   agents do, and may STOP;
-- waypoint agents set the class attributes ``action_mode = "waypoint"`` and ``n_waypoints`` and return
+- waypoint agents declare ``action_mode = "waypoint"`` and ``n_waypoints`` and return
   (B, n_waypoints, 3) ``(dx forward m, dy left m, dyaw rad)`` in the agent frame, which the simulator's
   velocity-limited controller follows: ``iPlanner`` / ``ViPlanner`` (depth [+ semantics] + ``pointgoal``,
   keypoints resampled to ``n_waypoints``), ``GNM`` / ``ViNT`` / ``NoMaD`` (``rgb`` context frames kept in
@@ -44,7 +45,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.vln import EpisodeBenchmark, agent_label
+from benchmarks.base import EpisodeBenchmark, agent_label
 from envs.env import NavEnv
 from envs.rollout import EpisodeResult
 
@@ -66,20 +67,13 @@ EXPLORE_METRICS = ("explored_area", "path_length", "steps", "collisions", "stuck
 
 
 class System1Benchmark(EpisodeBenchmark):
-    """The System-1 benchmark on one task; arguments as :class:`benchmarks.vln.EpisodeBenchmark`.
+    """The System-1 benchmark on one task; arguments as :class:`benchmarks.base.EpisodeBenchmark`.
 
-    The action mode follows the agent: ``agent.action_mode`` (``discrete`` by default or ``waypoint``) and
-    ``agent.n_waypoints`` (default 4).
+    The environment follows the agent's declarations: its action mode (``discrete`` or ``waypoint``), waypoint
+    count and cameras; an agent that does not declare this task is refused.
     """
 
     tasks = SYSTEM1_TASKS
-
-    def env_kwargs(self, agent: Any, camera: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Camera and step limit as VLN, plus the agent's action mode."""
-        kwargs = super().env_kwargs(agent, camera)
-        kwargs["action_mode"] = str(getattr(agent, "action_mode", "discrete"))
-        kwargs["n_waypoints"] = int(getattr(agent, "n_waypoints", 4))
-        return kwargs
 
     def env_for(self, agent: Any, camera: dict[str, Any] | None = None) -> NavEnv:
         """The environment; rejects the expert on exploration, which has no goal to follow."""

@@ -9,7 +9,8 @@ Observations (``Dict``): the cameras' ``rgb`` (H,W,3) uint8 and ``depth`` (H,W,1
 clipped to [min_depth, max_depth]), plus the task's own keys (``instruction``, ``instruction_text``;
 ``pointgoal``, ``gps``, ``compass``; ``imagegoal``). Actions: ``Discrete(4)`` (0 STOP, 1 FORWARD, 2 LEFT, 3
 RIGHT; 6 with ``look_actions``) or, with ``action_mode="waypoint"``, a ``Box`` (n_waypoints, 3) of (dx m
-forward, dy m left, dyaw rad) in the agent frame, followed by the simulator's velocity-limited controller.
+forward, dy m left, dyaw rad) in the agent frame (|dx|, |dy| <= max(1, 0.5 * n_waypoints) m), followed by the
+simulator's velocity-limited controller.
 
 Episodes end with ``terminated=True`` when the task says so (STOP; System-1 arrival or stuck) and with
 ``truncated=True`` at the step limit. ``info`` always holds ``episode_id``, ``scene_id``, ``collided``; at the
@@ -103,11 +104,13 @@ class NavEnv(gym.Env):
             config = TaskConfig(**{**config.__dict__, "max_steps": int(max_episode_steps)})
         self.task = task_cls(config, vocab=self.dataset.vocab) if task_cls is VLNTask else task_cls(config)
         self.action_mode, self.render_mode, self.shuffle = action_mode, render_mode, shuffle
+        self.n_waypoints = int(n_waypoints)
         self.observation_space = self._observation_space()
         if action_mode == "discrete":
             self.action_space = spaces.Discrete(6 if look_actions else 4)
         else:
-            lim = np.array([1.0, 1.0, np.pi], np.float32)
+            reach = max(1.0, 0.5 * n_waypoints)  # metres: room for a waypoint every 0.5 m
+            lim = np.array([reach, reach, np.pi], np.float32)
             self.action_space = spaces.Box(-np.tile(lim, (n_waypoints, 1)), np.tile(lim, (n_waypoints, 1)))
         self._sims: collections.OrderedDict[str, Simulator] = collections.OrderedDict()
         self._cache_size = max(1, scene_cache_size)
@@ -225,10 +228,18 @@ class NavEnv(gym.Env):
             info["metrics"] = self.task.metrics()
         return self._observation(frames), float(self.task.reward()), bool(terminated), bool(truncated), info
 
-    def expert_action(self) -> int:
-        """The shortest-path follower's action toward the goal (used by imitation learning and DAgger)."""
+    def expert_action(self) -> int | np.ndarray:
+        """The expert's action toward the goal, in the environment's action mode (imitation and DAgger
+        labels).
+
+        Discrete: the shortest-path follower's action id. Waypoint: the next ``n_waypoints`` points of the
+        shortest path every ``forward_step`` metres, (n_waypoints, 3) float32 ``(dx, dy, dyaw)`` in the agent
+        frame (:meth:`envs.tasks.base.NavTask.expert_waypoints`).
+        """
         if self.sim is None:
             raise RuntimeError("call reset() before expert_action()")
+        if self.action_mode == "waypoint":
+            return self.task.expert_waypoints(self.sim, self.n_waypoints, self.sim.config.forward_step)
         return self.task.expert_action(self.sim)
 
     def metrics(self) -> dict[str, float]:

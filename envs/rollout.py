@@ -35,7 +35,8 @@ class EpisodeResult:
         instruction: the instruction text ("" without one).
         actions: actions taken (discrete ids; waypoint actions as nested lists).
         positions: (T+1, 3) agent positions from the reset on; rotations (T+1, 4) [x, y, z, w].
-        expert_actions: the expert's label at each step when a hook recorded them, else empty.
+        expert_actions: the expert's label at each step when a hook recorded them (ids, or (N, 3) waypoint
+            arrays in waypoint mode), else empty.
         metrics: the task's measures at the end (``info["metrics"]``).
         total_reward: sum of rewards.
         video: path of the recorded video, or None.
@@ -47,7 +48,7 @@ class EpisodeResult:
     actions: list = field(default_factory=list)
     positions: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))
     rotations: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
-    expert_actions: list[int] = field(default_factory=list)
+    expert_actions: list = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
     total_reward: float = 0.0
     video: str | None = None
@@ -92,26 +93,6 @@ class RolloutHook:
         """When the episode is over."""
 
 
-class ExpertLabels(RolloutHook):
-    """Records the expert's action at every step into ``EpisodeResult.expert_actions``."""
-
-    def __init__(self) -> None:
-        self.labels: list[int] = []
-
-    def on_episode_start(self, env: gym.Env, obs: dict, info: dict) -> None:
-        """Start a new label list."""
-        self.labels = []
-
-    def choose_action(self, env: gym.Env, obs: dict, action: Any) -> Any:
-        """Record the expert's label for the current state; keep the action."""
-        self.labels.append(int(env.unwrapped.expert_action()))
-        return action
-
-    def on_episode_end(self, env: gym.Env, result: EpisodeResult) -> None:
-        """Attach the labels."""
-        result.expert_actions = list(self.labels)
-
-
 def batch_observation(obs: dict) -> dict:
     """One observation -> a batch of one: arrays get a leading axis, strings become one-element lists."""
     return {k: [v] if isinstance(v, str) else np.asarray(v)[None] for k, v in obs.items()}
@@ -134,7 +115,7 @@ class _Policy:
             return self.policy(obs)
         batch = batch_observation(obs)
         if self.wants_expert:
-            batch["expert_action"] = np.array([env.unwrapped.expert_action()], dtype=np.int64)
+            batch["expert_action"] = np.asarray(env.unwrapped.expert_action())[None]  # (1,) or (1, N, 3)
         actions = self.policy.act(batch, deterministic=self.deterministic)
         action = np.asarray(actions)[0]
         return int(action) if action.ndim == 0 else action

@@ -9,3 +9,8 @@
 - :mod:`trainers.checkpoint`, :mod:`trainers.logging`, :mod:`trainers.distributed`: checkpoints with exact
   resume, metric sinks, torchrun helpers.
 """
+
+from trainers import bc, dagger  # noqa: E402  (registers the trainers)
+from trainers.base import TRAINERS, Trainer, make_trainer  # noqa: E402
+
+__all__ = ["TRAINERS", "Trainer", "bc", "dagger", "make_trainer"]

@@ -1,9 +1,19 @@
 """The trainer template: ``learn() = rounds of { collect ; train epochs ; evaluate ; checkpoint }``.
 
 A trainer owns where batches come from (the data regime); the agent owns the model and its loss
-(``Agent.loss(batch) -> (loss, info)`` on padded whole trajectories). Subclasses declare ``name`` (the
-registry key, equal to their config's ``name`` and to ``configs/trainer/<name>.yaml``) and ``config_class``,
-and say which rounds to run (:meth:`Trainer.rounds`); :meth:`Trainer.collect` brings a round's episodes in.
+(``Agent.loss(batch) -> (loss, info)``). Subclasses declare ``name`` (the registry key, equal to their
+config's ``name`` and to ``configs/trainer/<name>.yaml``) and ``config_class``, and say which rounds to run
+(:meth:`Trainer.rounds`); :meth:`Trainer.collect` brings a round's episodes in.
+
+What the trainer reads from the agent's declarations (:mod:`agents.contract`):
+
+- ``sample``: whole padded trajectories (:class:`trainers.data.dataset.TrajectoryDataset`, length-bucketed
+  batches) or windows with history and future poses (:class:`trainers.data.windows.WindowDataset`);
+  ``item_transform()`` runs in the loader's workers;
+- ``cameras``: extra agent-mounted cameras rendered for collection and training, a goal camera's
+  ``imagegoal``; ``tasks``, ``action_mode``, ``n_waypoints``: the task collected (``data.task``) and evaluated
+  (``eval.benchmark``, by default ``vln_<split>`` or ``system1_<task>``) and the form of the expert's labels;
+- ``param_groups()`` (frozen encoders, per-group learning rates) and ``after_step(step)`` (an EMA of weights).
 
 Run folder (``TrainConfig.run_dir``)::
 
@@ -31,15 +41,21 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from agents.base import AGENTS, Agent, make_agent
+from agents.contract import agent_cameras, camera_spec, interface_of
 from agents.registry import Registry
 from envs.datasets.r2r import load_episodes
-from envs.render import CameraSpec
 from trainers import distributed
+from trainers.ablation import BlankedInputs, blank_inputs
 from trainers.checkpoint import capture_rng_state, latest_checkpoint, load_checkpoint, save_checkpoint
 from trainers.config import TrainConfig, to_dict
-from trainers.data.collect import BlankedInputs
-from trainers.data.dataset import LengthBucketBatchSampler, TrajectoryDataset, blank_inputs, make_loader
+from trainers.data.dataset import (
+    LengthBucketBatchSampler,
+    TrajectoryDataset,
+    collate_trajectories,
+    make_loader,
+)
 from trainers.data.store import TrajectoryStore
+from trainers.data.windows import WindowBatchSampler, WindowDataset, collate_windows, sample_count
 from trainers.logging import MetricsLogger
 
 logger = logging.getLogger(__name__)
@@ -111,7 +127,14 @@ class Trainer(abc.ABC):
         self.data_dir = Path(config.data.dir)
         self.run_dir = Path(config.run_dir)
         self.store_dir = Path(config.data.store or self.run_dir / "store")
-        self.camera = CameraSpec(width=config.data.width, height=config.data.height, hfov=config.data.hfov)
+        agent_class = AGENTS.get(config.agent.name)
+        self.interface = interface_of(agent_class)
+        self.interface.check_task(config.data.task, f"agent {agent_class.name!r} (data.task)")
+        d = config.data
+        self.cameras = agent_cameras(self.interface, d.width, d.height, d.hfov)
+        self.camera = self.cameras[0]
+        goal = [c for c in self.interface.cameras if c.mount == "goal"]
+        self.goal_camera = camera_spec(goal[0], d.width, d.height, d.hfov) if goal else None
         self.state = TrainerState()
         self.blank = tuple(config.ablation.blank)
         self._train_env = None
@@ -133,10 +156,13 @@ class Trainer(abc.ABC):
         from trainers.data.collect import collect, episode_plan, make_env
 
         if self._train_env is None:
-            d = self.cfg.data
+            d, interface = self.cfg.data, self.interface
             self._train_env = make_env(
-                self.data_dir, d.train_split, d.width, d.height, d.hfov, max_episode_steps=d.max_episode_steps
-            )
+                self.data_dir, d.train_split, d.width, d.height, d.hfov, task=d.task,
+                cameras=self.cameras[1:], action_mode=interface.action_mode,
+                n_waypoints=max(interface.n_waypoints, 1),
+                max_episode_steps=d.max_episode_steps,
+            )  # fmt: skip
         env, info = self._train_env, self.info
         ids = [ep.episode_id for ep in env.dataset.episodes]
         plan = episode_plan(ids, round.n_episodes, self.cfg.seed, round.index)
@@ -213,7 +239,8 @@ class Trainer(abc.ABC):
         self.agent = Agent.load(ckpt / "agent") if ckpt else self.build_agent()
         self.agent.to(info.device)
         self.model = distributed.wrap_ddp(LossModule(self.agent), info, find_unused_parameters=True)
-        self.optimizer = instantiate(asdict(cfg.optim), params=self.agent.parameters())
+        # Built partially so that the parameter groups (dicts of tensors) stay out of OmegaConf's hands.
+        self.optimizer = instantiate(asdict(cfg.optim), _partial_=True)(self.agent.param_groups())
         self.scheduler = instantiate(cfg.scheduler, optimizer=self.optimizer) if cfg.scheduler else None
         self.scaler = torch.amp.GradScaler("cuda", enabled=self._amp_dtype() == torch.float16)
         if ckpt is not None:
@@ -247,18 +274,24 @@ class Trainer(abc.ABC):
         texts = [ep.instruction.instruction_text for ep in split.episodes]
         return make_agent(self.cfg.agent.name, self.cfg.agent, instructions=texts)
 
-    def loader(self) -> tuple[DataLoader, LengthBucketBatchSampler]:
-        """The aggregated training data (every round so far) in length-bucketed batches of this rank."""
-        d = self.cfg.data
-        dataset = TrajectoryDataset(self.store_dir, self.data_dir / "scenes", self.camera, d.frames)
-        sampler = LengthBucketBatchSampler(
-            dataset.lengths, d.batch_size, d.block_batches, seed=self.cfg.seed,
-            rank=self.info.rank, world_size=self.info.world_size,
-        )  # fmt: skip
-        return make_loader(dataset, sampler, d.num_workers), sampler
+    def loader(self) -> tuple[DataLoader, LengthBucketBatchSampler | WindowBatchSampler]:
+        """The aggregated training data (every round so far) in batches of this rank, shaped by the agent's
+        ``sample``: length-bucketed padded trajectories, or shuffled windows."""
+        d, spec = self.cfg.data, self.agent.sample
+        where = (self.store_dir, self.data_dir / "scenes", self.camera)
+        common = {"extra_cameras": self.cameras[1:], "goal_camera": self.goal_camera, "frames": d.frames}
+        common["transform"] = self.agent.item_transform()
+        shard = {"seed": self.cfg.seed, "rank": self.info.rank, "world_size": self.info.world_size}
+        if spec.kind == "window":
+            dataset = WindowDataset(*where, spec, **common)
+            sampler = WindowBatchSampler(len(dataset), d.batch_size, **shard)
+            return make_loader(dataset, sampler, d.num_workers, collate_windows), sampler
+        dataset = TrajectoryDataset(*where, **common)
+        sampler = LengthBucketBatchSampler(dataset.lengths, d.batch_size, d.block_batches, **shard)
+        return make_loader(dataset, sampler, d.num_workers, collate_trajectories), sampler
 
     # ------------------------------------------------------------------------------ training
-    def train_epoch(self, loader, sampler: LengthBucketBatchSampler) -> None:
+    def train_epoch(self, loader, sampler: LengthBucketBatchSampler | WindowBatchSampler) -> None:
         """Train on this rank's remaining batches of the epoch; logs and checkpoints on the way."""
         self.agent.train()
         window: list[dict[str, float]] = []
@@ -267,7 +300,7 @@ class Trainer(abc.ABC):
             info = self.train_step(batch)
             self.state.batch += 1
             self.state.step += 1
-            n = int(batch["mask"].sum()) * self.info.world_size
+            n = sample_count(batch) * self.info.world_size
             samples += n
             self.state.samples += n
             window.append(info)
@@ -296,6 +329,7 @@ class Trainer(abc.ABC):
         self.scaler.update()
         if self.scheduler is not None:
             self.scheduler.step()
+        self.agent.after_step(self.state.step + 1)
         out = {"train/loss": float(loss.detach()), "train/grad_norm": float(norm)}
         out["train/lr"] = self.optimizer.param_groups[0]["lr"]
         out.update({f"train/{k.replace('/', '_')}": float(v) for k, v in info.items()})
@@ -311,17 +345,32 @@ class Trainer(abc.ABC):
         """The acting policy for rollouts: the agent, behind the ablation's input blanking when set."""
         return BlankedInputs(self.agent, self.blank) if self.blank else self.agent
 
+    def benchmark_name(self) -> str:
+        """``eval.benchmark``, else the benchmark of ``data.task``: ``vln_<split>`` or ``system1_<task>`` (run
+        on ``eval.split`` either way)."""
+        from benchmarks.base import BENCHMARKS
+
+        e, task = self.cfg.eval, self.cfg.data.task
+        if e.benchmark:
+            return e.benchmark
+        if task != "vln":
+            return f"system1_{task}"
+        return f"vln_{e.split}" if f"vln_{e.split}" in BENCHMARKS else "vln_val_unseen"
+
     def evaluate(self, n_episodes: int | None, tag: str = "eval") -> dict[str, float]:
-        """Evaluate on ``eval.split`` with ``benchmarks.vln.VLNBenchmark`` (the rollout loop; episodes sharded
-        across ranks); logs ``<tag>/<metric>`` and returns them. The agent's train/eval mode is restored."""
-        from benchmarks.vln import VLNBenchmark
+        """Evaluate on ``eval.split`` with the benchmark :meth:`benchmark_name` from ``benchmarks``' registry
+        (the rollout loop; episodes sharded across ranks); logs ``<tag>/<metric>`` and returns them. The
+        agent's train/eval mode is restored."""
+        from benchmarks.base import BENCHMARKS
 
         e = self.cfg.eval
         if n_episodes not in self._benchmarks:
-            self._benchmarks[n_episodes] = VLNBenchmark(
-                self.data_dir / e.split, scenes_dir=self.data_dir / "scenes", n_episodes=n_episodes,
+            spec = BENCHMARKS.get(self.benchmark_name())
+            self.interface.check_task(spec.task, f"agent {self.agent.name!r} (eval.benchmark={spec.name})")
+            self._benchmarks[n_episodes] = spec.build(
+                self.data_dir, split=e.split, scenes_dir=self.data_dir / "scenes", n_episodes=n_episodes,
                 seed=e.seed, width=self.camera.width, height=self.camera.height, hfov=self.camera.hfov,
-                max_episode_steps=e.max_episode_steps, name=f"vln_{e.split}",
+                max_episode_steps=e.max_episode_steps,
             )  # fmt: skip
         out_dir = self.run_dir / "eval" / tag if tag == "final" else None
         summary, _ = self._benchmarks[n_episodes].run(
@@ -375,10 +424,8 @@ def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
 
 
 def make_trainer(config: TrainConfig, info: distributed.DistInfo | None = None) -> Trainer:
-    """The registered trainer named by ``config.trainer.name``, for a trainable agent."""
-    import trainers.bc  # noqa: F401  (registers)
-    import trainers.dagger  # noqa: F401
-
+    """The registered trainer named by ``config.trainer.name`` (``import trainers`` registers them), for a
+    trainable agent."""
     agent_class = AGENTS.get(config.agent.name)
     if not agent_class.is_trainable:
         raise ValueError(

@@ -18,6 +18,8 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 AMP_MODES = ("none", "bf16", "fp16")
+#: Tasks with an expert to imitate.
+TRAIN_TASKS = ("vln", "pointnav", "imagenav")
 BLANKABLE = ("instruction", "vision")
 
 
@@ -27,11 +29,13 @@ def _check(ok: bool, where: str, value: Any, expected: str) -> None:
 
 
 @dataclass
-class DataConfig:
+class TrainDataConfig:
     """Where training and evaluation episodes come from, and how batches are made.
 
     Attributes:
         dir: dataset root in the R2R-CE layout (``DIR/{split}/{split}.json.gz``, scenes in ``DIR/scenes``).
+        task: the task whose episodes are collected (``vln``, ``pointnav``, ``imagenav``); one of the agent's
+            declared ``tasks``.
         train_split: split that episodes are collected from.
         store: trajectory store folder (None: ``<run_dir>/store``).
         init_store: a store copied into ``store`` before training when ``store`` is empty (e.g. expert data
@@ -39,13 +43,15 @@ class DataConfig:
         width, height, hfov: the camera of collection, training frames and evaluation (pixels, degrees).
         store_frames: store observed frames with each episode (else frames are rendered on read).
         frames: ``auto``, ``render`` or ``stored`` (see ``TrajectoryDataset``).
-        batch_size: whole trajectories per batch per rank (VLN-CE: 5).
+        batch_size: samples per batch per rank: whole trajectories (VLN-CE: 5) or windows, as the agent's
+            ``sample`` says.
         block_batches: batches per length-sorted block (VLN-CE: 100).
         num_workers: DataLoader worker processes (0: load in the training process).
         max_episode_steps: step limit of collection episodes (None: the task's 500).
     """
 
     dir: str = MISSING
+    task: str = "vln"
     train_split: str = "train"
     store: str | None = None
     init_store: str | None = None
@@ -64,6 +70,7 @@ class DataConfig:
             _check(getattr(self, name) >= 1, f"data.{name}", getattr(self, name), "a positive integer")
         _check(self.num_workers >= 0, "data.num_workers", self.num_workers, ">= 0")
         _check(self.frames in ("auto", "render", "stored"), "data.frames", self.frames, "auto|render|stored")
+        _check(self.task in TRAIN_TASKS, "data.task", self.task, f"one of {list(TRAIN_TASKS)}")
 
 
 @dataclass
@@ -79,10 +86,12 @@ class OptimizerConfig:
 
 
 @dataclass
-class EvalConfig:
-    """Periodic evaluation through the rollout loop (``benchmarks.vln.evaluate``).
+class TrainEvalConfig:
+    """Periodic and final evaluation during training, through a registered benchmark (the rollout loop).
 
     Attributes:
+        benchmark: a ``benchmarks.base.BENCHMARKS`` name (None: ``vln_<split>`` for VLN, ``system1_<task>``
+            for the System-1 tasks); it must run a task the agent accepts.
         split: the split evaluated.
         n_episodes: episodes of periodic evaluations (the split's first ones; None: all).
         every_epochs: evaluate after every this many epochs (0: never during training).
@@ -93,6 +102,7 @@ class EvalConfig:
         max_episode_steps: step limit (None: the task's 500, the protocol's).
     """
 
+    benchmark: str | None = None
     split: str = "val_unseen"
     n_episodes: int | None = 20
     every_epochs: int = 1
@@ -227,10 +237,10 @@ class TrainConfig:
 
     agent: Any = MISSING
     trainer: Any = MISSING
-    data: DataConfig = field(default_factory=DataConfig)
+    data: TrainDataConfig = field(default_factory=TrainDataConfig)
     optim: OptimizerConfig = field(default_factory=OptimizerConfig)
     scheduler: Any = None
-    eval: EvalConfig = field(default_factory=EvalConfig)
+    eval: TrainEvalConfig = field(default_factory=TrainEvalConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     ablation: AblationConfig = field(default_factory=AblationConfig)

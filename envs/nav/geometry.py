@@ -64,3 +64,44 @@ def yaw_from_quaternion(q) -> float:
     if math.hypot(fx, fz) < 1e-9:
         raise ValueError(f"rotation {q!r} looks straight up or down: its yaw is undefined")
     return wrap_angle(math.atan2(-fx, -fz))
+
+
+def yaws_from_quaternions(rotations) -> np.ndarray:
+    """(N,) float64 yaws of (N, 4) quaternions [x, y, z, w] (see :func:`yaw_from_quaternion`)."""
+    return np.array([yaw_from_quaternion(q) for q in np.asarray(rotations, np.float64).reshape(-1, 4)])
+
+
+def agent_frame_deltas(positions, yaws, origin, origin_yaw: float) -> np.ndarray:
+    """Poses in the frame of an origin pose: (N, 3) float32 ``(dx, dy, dyaw)``.
+
+    ``dx`` is metres forward and ``dy`` metres to the left of the origin's heading (the waypoint action's
+    frame, see ``Simulator.move_along``), ``dyaw`` the yaw change in radians wrapped to [-pi, pi), left
+    positive.
+
+    Args:
+        positions: (N, 3) world positions, metres (y is ignored).
+        yaws: (N,) world yaws, radians.
+        origin: (3,) the origin's position.
+        origin_yaw: the origin's yaw, radians.
+    """
+    offset = np.asarray(positions, np.float64).reshape(-1, 3) - np.asarray(origin, np.float64).reshape(3)
+    c, s = math.cos(origin_yaw), math.sin(origin_yaw)
+    forward = -s * offset[:, 0] - c * offset[:, 2]
+    left = -c * offset[:, 0] + s * offset[:, 2]
+    dyaw = (np.asarray(yaws, np.float64).reshape(-1) - origin_yaw + math.pi) % (2 * math.pi) - math.pi
+    return np.stack([forward, left, dyaw], axis=1).astype(np.float32)
+
+
+def resample_path(path, spacing: float, n: int) -> np.ndarray:
+    """``n`` points every ``spacing`` metres of arc length along an (M, 3) polyline, starting one spacing
+    after
+    its first point and stopping at its last point (later samples repeat it): (n, 3) float64."""
+    path = np.asarray(path, np.float64).reshape(-1, 3)
+    if len(path) == 0:
+        raise ValueError("resample_path: the path is empty")
+    seg = np.linalg.norm(np.diff(path[:, [0, 2]], axis=0), axis=1)
+    arc = np.concatenate([[0.0], np.cumsum(seg)])
+    targets = np.minimum(spacing * np.arange(1, n + 1), arc[-1])
+    if arc[-1] <= 0:
+        return np.repeat(path[-1:], n, axis=0)
+    return np.stack([np.interp(targets, arc, path[:, k]) for k in range(3)], axis=1)

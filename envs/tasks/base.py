@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 from gymnasium import spaces
 
-from envs.nav.geometry import yaw_from_quaternion
+from envs.nav.geometry import agent_frame_deltas, resample_path, yaw_from_quaternion
 from envs.tasks import measures
 
 if TYPE_CHECKING:
@@ -146,6 +146,30 @@ class NavTask(abc.ABC):
             raise ValueError(f"task {self.name!r} has no goal, so it has no expert")
         return sim.expert_action(self.goal, self.config.expert_goal_radius)
 
+    def expert_waypoints(self, sim: Simulator, n_waypoints: int, spacing: float) -> np.ndarray:
+        """The expert in waypoint form: the next ``n_waypoints`` points of the shortest path, every
+        ``spacing``
+        metres, as (n_waypoints, 3) float32 ``(dx, dy, dyaw)`` in the agent frame (the waypoint action).
+
+        Each point's yaw is the heading of the path where it lies; points past the goal repeat it, so the
+        label of an agent inside ``expert_goal_radius`` (or with an unreachable goal) is to stay put.
+        """
+        if self.goal is None:
+            raise ValueError(f"task {self.name!r} has no goal, so it has no expert")
+        state = sim.get_agent_state()
+        yaw = yaw_from_quaternion(state.rotation)
+        path = sim.shortest_path(state.position, self.goal)
+        geodesic = self.distances[-1] if self.distances else float("inf")
+        if len(path) < 2 or not geodesic > self.config.expert_goal_radius:
+            return np.zeros((n_waypoints, 3), np.float32)
+        points = resample_path(path, spacing, n_waypoints + 1)
+        previous = np.vstack([path[0], points[:-1]])
+        step = points - previous
+        moving = np.hypot(step[:, 0], step[:, 2]) > 1e-6
+        yaws = np.where(moving, np.arctan2(-step[:, 0], -step[:, 2]), np.nan)
+        yaws = _carry_forward(yaws, yaw)
+        return agent_frame_deltas(points[:n_waypoints], yaws[:n_waypoints], state.position, yaw)
+
     def common_metrics(self) -> dict[str, float]:
         """Path length, steps and collisions."""
         path = np.asarray(self.positions)
@@ -154,3 +178,12 @@ class NavTask(abc.ABC):
             "steps": float(len(self.actions)),
             "collisions": float(measures.collision_count(self.collisions)),
         }
+
+
+def _carry_forward(values: np.ndarray, first: float) -> np.ndarray:
+    """``values`` with each NaN replaced by the last finite value before it (``first`` at the start)."""
+    out, last = values.copy(), first
+    for i, v in enumerate(out):
+        last = last if np.isnan(v) else v
+        out[i] = last
+    return out

@@ -12,8 +12,8 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from agents import make_agent
+from benchmarks.base import BENCHMARKS
 from benchmarks.config import BenchmarkConfig, agent_entries, find_agent_dir, register_configs
-from benchmarks.vln import BENCHMARKS
 from envs.datasets.r2r import load_episodes
 from trainers.logging import MetricsLogger
 

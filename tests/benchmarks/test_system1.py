@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from agents import make_agent
+from benchmarks.base import BENCHMARKS
 from benchmarks.system1 import EXPLORE_METRICS, GOAL_METRICS, System1Benchmark
-from benchmarks.vln import BENCHMARKS
 
 SIZE = 32
 

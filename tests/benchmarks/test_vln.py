@@ -10,7 +10,8 @@ import torch.multiprocessing as mp
 
 from agents import make_agent
 from agents.expert import ExpertAgent, ExpertConfig
-from benchmarks.vln import BENCHMARKS, VLN_METRICS, VLNBenchmark, evaluate, select_episodes
+from benchmarks.base import BENCHMARKS, select_episodes
+from benchmarks.vln import VLN_METRICS, VLNBenchmark
 from envs.datasets.r2r import load_episodes
 
 SIZE = 32
@@ -94,6 +95,15 @@ def test_registry_names_and_unknown_name():
     assert {"vln_val_seen", "vln_val_unseen", "vln_test", "system1_pointnav"} <= set(BENCHMARKS.names())
     with pytest.raises(KeyError, match="vln_val_unseen"):
         BENCHMARKS.get("vln_valunseen")
+
+
+def evaluate(agent, split_dir, n_episodes=None, **kwargs):
+    """One run of the VLN benchmark over a split (the environment is released afterwards)."""
+    bench = VLNBenchmark(split_dir, n_episodes=n_episodes, **kwargs)
+    try:
+        return bench.run(agent)
+    finally:
+        bench.close()
 
 
 def test_evaluate_matches_the_benchmark_and_restores_train_mode(runs, tiny_dataset):

@@ -6,11 +6,11 @@ import torch
 
 from envs.render import CameraSpec
 from envs.sim import SimConfig, Simulator
+from trainers.ablation import blank_inputs
 from trainers.data.collect import collect_expert
 from trainers.data.dataset import (
     LengthBucketBatchSampler,
     TrajectoryDataset,
-    blank_inputs,
     collate_trajectories,
     make_loader,
     progress_target,

@@ -5,7 +5,11 @@ Every episode runs through :func:`envs.rollout.rollout` (the one rollout loop) w
 action with probability β, else the policy's (sampled) action; :class:`StoreWriter` commits the finished
 episode to the store: the poses at which observations were taken, the expert labels (``actions``), the
 executed actions, the DAgger round, and as extras the episode's ``slot`` in the round's plan, the geodesic
-distance to the goal at each step (``geodesic``, for the progress target), ``beta`` and the final metrics.
+distance to the goal at each step (``geodesic``, for the progress target), ``beta``, the ``task``, the
+``goal_position`` and the final metrics. The task is any goal task (``vln``, ``pointnav``, ``imagenav``); in
+the
+environment's ``waypoint`` action mode the expert's labels are its next path points (``Episode.labels``,
+(T, n_waypoints, 3) float32) and ``actions`` / ``executed`` hold -1.
 
 **Plans and resumption.** Round ``r`` collects ``plan[k]`` for slots ``k = 0..n-1``: a permutation of the
 split's episode ids seeded by ``(seed, r)``, repeated until ``n`` slots are filled (so ids are unique within
@@ -35,8 +39,9 @@ import torch
 from tqdm import tqdm
 
 from envs.env import NavEnv
+from envs.render import CameraSpec
 from envs.rollout import EpisodeResult, RolloutHook, rollout
-from trainers.data.dataset import blank_inputs
+from envs.sim import SimConfig
 from trainers.data.store import Episode, TrajectoryStore
 
 logger = logging.getLogger(__name__)
@@ -111,15 +116,23 @@ class BetaMixing(RolloutHook):
         self.labels, self.frames = [], {"rgb": [], "depth": []}
 
     def choose_action(self, env: gym.Env, obs: dict, action: Any) -> Any:
-        """The expert's action with probability β, else ``action``; records the expert's label."""
-        label = int(env.unwrapped.expert_action())
+        """The expert's action with probability β, else ``action``; records the expert's label.
+
+        Labels are the environment's expert in its action mode: an int, or (n_waypoints, 3) float32 waypoints.
+        """
+        label = env.unwrapped.expert_action()
+        discrete = np.ndim(label) == 0
+        label = int(label) if discrete else np.asarray(label, np.float32)
         self.labels.append(label)
         if self.record_frames:
             for key in self.frames:
                 self.frames[key].append(np.asarray(obs[key]).copy())
-        executed = label if self.beta >= 1.0 or self.rng.random() < self.beta else int(action)
-        if executed != int(action) and hasattr(self.agent, "record_actions"):
-            self.agent.record_actions(np.array([executed], dtype=np.int64))
+        if self.beta >= 1.0 or self.rng.random() < self.beta:
+            executed = label
+        else:
+            executed = int(action) if discrete else np.asarray(action, np.float32)
+        if not np.array_equal(executed, action) and hasattr(self.agent, "record_actions"):
+            self.agent.record_actions(np.asarray([executed], dtype=np.int64 if discrete else np.float32))
         return executed
 
     def on_episode_end(self, env: gym.Env, result: EpisodeResult) -> None:
@@ -150,79 +163,66 @@ class StoreWriter(RolloutHook):
         frames = {}
         if self.mixing.record_frames:
             frames = {k: np.stack(v) for k, v in self.mixing.frames.items()}
+        discrete = env.unwrapped.action_mode == "discrete"
+        no_ids = np.full(n, -1, np.int64)
+        extras = {
+            "slot": self.slot,
+            "beta": self.beta,
+            "task": task.name,
+            "geodesic": np.asarray(task.distances[:n], np.float32),
+            "start_geodesic": float(task.start_geodesic),
+            "metrics": {k: float(v) for k, v in result.metrics.items() if np.isfinite(v)},
+        }
+        if task.goal is not None:
+            extras["goal_position"] = [float(v) for v in task.goal]
         episode = Episode(
             episode_id=result.episode_id,
             scene_id=result.scene_id,
             instruction_text=result.instruction,
             positions=result.positions[:n],
             rotations=result.rotations[:n],
-            actions=np.asarray(result.expert_actions, np.int64),
-            executed=np.asarray(result.actions, np.int64),
+            actions=np.asarray(result.expert_actions, np.int64) if discrete else no_ids,
+            executed=np.asarray(result.actions, np.int64) if discrete else no_ids,
+            labels=None if discrete else np.asarray(result.expert_actions, np.float32),
             round=self.round,
             frames=frames,
-            extras={
-                "slot": self.slot,
-                "beta": self.beta,
-                "geodesic": np.asarray(task.distances[:n], np.float32),
-                "start_geodesic": float(task.start_geodesic),
-                "metrics": {k: float(v) for k, v in result.metrics.items() if np.isfinite(v)},
-            },
+            extras=extras,
         )
         self.store.append(episode)
 
 
-class BlankedInputs:
-    """A policy handing the agent blanked observations (ablations; see :func:`blank_inputs`).
-
-    Exposes what the rollout loop and the benchmarks use: ``name``, ``config``, ``training``, ``train``,
-    ``eval``, ``reset``, ``act`` and ``record_actions``, all delegated to the agent.
+def make_env(
+    data_dir: str | Path,
+    split: str,
+    width: int,
+    height: int,
+    hfov: float = 90.0,
+    task: str = "vln",
+    cameras: Sequence[CameraSpec] = (),
+    **kwargs: Any,
+) -> NavEnv:
+    """The ``task`` environment over ``data_dir/split`` (scenes in ``data_dir/scenes``), episodes in file
+    order.
 
     Args:
-        agent: the agent.
-        blank: what to blank, a subset of ``("instruction", "vision")``.
+        data_dir, split: the dataset (R2R-CE layout).
+        width, height, hfov: the main camera.
+        task: ``vln``, ``pointnav``, ``imagenav`` or ``explore``.
+        cameras: extra agent-mounted cameras (their observations are ``<uuid>_rgb`` / ``<uuid>_depth``).
+        **kwargs: other :class:`envs.env.NavEnv` arguments (``action_mode``, ``n_waypoints``,
+            ``max_episode_steps``).
     """
-
-    def __init__(self, agent: Any, blank: Sequence[str]) -> None:
-        self.agent, self.blank = agent, tuple(blank)
-        self.name, self.config = agent.name, agent.config
-
-    @property
-    def training(self) -> bool:
-        """Whether the agent is in train mode."""
-        return self.agent.training
-
-    def train(self, mode: bool = True) -> BlankedInputs:
-        """Set the agent's mode."""
-        self.agent.train(mode)
-        return self
-
-    def eval(self) -> BlankedInputs:
-        """Eval mode."""
-        return self.train(False)
-
-    def reset(self, n_envs: int, env_ids: Sequence[int] | None = None) -> None:
-        """Reset the agent."""
-        self.agent.reset(n_envs, env_ids)
-
-    def act(self, obs: dict[str, Any], deterministic: bool = True) -> np.ndarray:
-        """The agent's actions on the blanked observations."""
-        return self.agent.act(blank_inputs(obs, self.blank), deterministic)
-
-    def record_actions(self, actions: Any) -> None:
-        """Forward the executed actions."""
-        self.agent.record_actions(actions)
-
-
-def make_env(
-    data_dir: str | Path, split: str, width: int, height: int, hfov: float = 90.0, **kwargs
-) -> NavEnv:
-    """The VLN environment over ``data_dir/split`` (scenes in ``data_dir/scenes``), episodes in file order."""
     split_dir = Path(data_dir) / split
     if not split_dir.exists():
         raise FileNotFoundError(
             f"{split_dir}: no such split folder (expected the R2R-CE layout DIR/{split}/)"
         )
-    return NavEnv("vln", episodes=split_dir, width=width, height=height, hfov=hfov, shuffle=False, **kwargs)
+    main = CameraSpec(width=width, height=height, hfov=hfov)
+    sim_config = SimConfig(cameras=(main, *cameras)) if cameras else None
+    return NavEnv(
+        task, episodes=split_dir, width=width, height=height, hfov=hfov, sim_config=sim_config, shuffle=False,
+        **kwargs,
+    )  # fmt: skip
 
 
 def collect(
@@ -301,6 +301,9 @@ def collect_expert(
     progress: bool = True,
     rank: int = 0,
     world_size: int = 1,
+    task: str = "vln",
+    action_mode: str = "discrete",
+    n_waypoints: int = 4,
 ) -> TrajectoryStore:
     """Run the shortest-path expert over a split and store its episodes as round 0 (resumable).
 
@@ -315,11 +318,18 @@ def collect_expert(
         max_episode_steps: step limit (None: the task's 500).
         progress: show a progress bar.
         rank, world_size: collect slots ``rank::world_size`` only (several processes can fill one store).
+        task: the task whose expert runs (``vln``, ``pointnav``, ``imagenav``; exploration has no expert).
+        action_mode: ``discrete`` (labels are action ids) or ``waypoint`` (labels are the expert's next
+            ``n_waypoints`` path points, stored as ``Episode.labels``).
+        n_waypoints: waypoints per label in waypoint mode.
 
     Returns:
         The store.
     """
-    env = make_env(dataset_dir, split, width, height, hfov, max_episode_steps=max_episode_steps)
+    env = make_env(
+        dataset_dir, split, width, height, hfov, task=task, action_mode=action_mode, n_waypoints=n_waypoints,
+        max_episode_steps=max_episode_steps,
+    )  # fmt: skip
     try:
         store = TrajectoryStore(store_dir)
         plan = episode_plan([ep.episode_id for ep in env.dataset.episodes], n_episodes, seed, 0)
@@ -344,6 +354,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=64, help="camera side in pixels for stored frames")
     p.add_argument("--seed", type=int, default=0, help="plan seed (default 0)")
     p.add_argument(
+        "--task", default="vln", choices=("vln", "pointnav", "imagenav"), help="task (default vln)"
+    )
+    p.add_argument(
+        "--action-mode",
+        default="discrete",
+        choices=("discrete", "waypoint"),
+        help="label form (default discrete)",
+    )
+    p.add_argument(
+        "--n-waypoints", type=int, default=4, help="waypoints per label in waypoint mode (default 4)"
+    )
+    p.add_argument(
         "--shard", default="0/1", help="K/N: collect slots K::N only (run N such processes at once)"
     )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -367,6 +389,9 @@ def main(argv: list[str] | None = None) -> int:
         progress=not args.no_progress,
         rank=rank,
         world_size=world_size,
+        task=args.task,
+        action_mode=args.action_mode,
+        n_waypoints=args.n_waypoints,
     )
     return 0
 

@@ -13,17 +13,13 @@ workers start them with ``spawn`` (:func:`make_loader`).
 :class:`LengthBucketBatchSampler` makes VLN-CE's batches (sort by length within blocks of 100 batches,
 shuffle the batches), seeded per epoch, sharded across ranks, and restartable mid-epoch.
 
-Throughput benchmark (render on read vs stored frames, and training samples/s per agent)::
-
-    python -m trainers.data.dataset --bench --data data/navgym_r2r --workers 1
+Throughput (render on read vs stored frames, training samples/s): ``python -m trainers.data.bench``.
 """
 
 from __future__ import annotations
 
-import collections
 import logging
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +28,15 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from envs.render import CameraSpec
+from trainers.data.frames import FRAME_MODES, FrameSource, pose_fields
 from trainers.data.store import Episode, TrajectoryStore
 
 logger = logging.getLogger(__name__)
 
 
 class TrajectoryDataset(Dataset):
-    """Episodes of a trajectory store, ordered by ``(round, slot)``, with frames.
+    """Episodes of a trajectory store, ordered by ``(round, slot)``, with frames
+    (``SampleSpec(kind="trajectory")``).
 
     Args:
         store_dir: the trajectory store.
@@ -48,11 +46,18 @@ class TrajectoryDataset(Dataset):
             ``"stored"``.
         rounds: only these DAgger rounds (None: all).
         scene_cache_size: renderers kept per worker.
+        extra_cameras: other agent-mounted cameras, rendered at every step (``<uuid>_rgb`` /
+        ``<uuid>_depth``).
+        goal_camera: renders ``imagegoal`` at the goal pose when given.
+        transform: the agent's per-item transform (:meth:`agents.base.Agent.item_transform`), run where the
+            item is read (the loader's workers).
 
     Items are dicts: ``episode_id``, ``instruction_text``, ``round``, ``rgb`` (T,H,W,3) uint8, ``depth``
     (T,H,W,1) float32 metres, ``actions`` (T,) int64 expert labels, ``executed`` (T,) int64 executed actions,
     ``progress`` (T,) float32 in [-1, 1]: ``(d0 - d_t) / d0`` with ``d`` the stored geodesic distance to the
-    goal (VLN-CE's oracle progress), or the Euclidean analogue toward the last pose without stored distances.
+    goal (VLN-CE's oracle progress), or the Euclidean analogue toward the last pose without stored distances;
+    ``positions`` (T,3) and ``yaws`` (T,) float32 poses, ``goal_position`` (3,) float32, ``labels`` (T,...)
+    float32 when the episode has continuous labels, and the extra cameras' frames.
     """
 
     def __init__(
@@ -63,17 +68,22 @@ class TrajectoryDataset(Dataset):
         frames: str = "auto",
         rounds: Sequence[int] | None = None,
         scene_cache_size: int = 8,
+        extra_cameras: Sequence[CameraSpec] = (),
+        goal_camera: CameraSpec | None = None,
+        transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
-        if frames not in ("auto", "render", "stored"):
+        if frames not in FRAME_MODES:
             raise ValueError(
                 f"TrajectoryDataset: frames must be 'auto', 'render' or 'stored', got {frames!r}"
             )
         self.store_dir, self.scenes_dir = Path(store_dir), Path(scenes_dir)
         self.camera, self.frames, self.rounds = camera, frames, None if rounds is None else list(rounds)
-        self.scene_cache_size = scene_cache_size
         self.store = TrajectoryStore(self.store_dir, readonly=True)
+        self.source = FrameSource(
+            self.store, scenes_dir, camera, extra_cameras, goal_camera, frames, scene_cache_size
+        )
+        self.transform = transform
         self._keys: dict[int, tuple[int, int]] = {}
-        self._renderers: collections.OrderedDict[str, Any] = collections.OrderedDict()
         self.refresh()
 
     def refresh(self) -> int:
@@ -93,47 +103,31 @@ class TrajectoryDataset(Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state["_renderers"] = collections.OrderedDict()  # GL objects stay in the process that made them
-        return state
-
     def episode(self, i: int) -> Episode:
-        """The stored episode of item ``i`` (frames included when stored)."""
-        return self.store.get(self.indices[i], frames=self.frames != "render")
+        """The stored episode of item ``i`` (frames included when they will be used)."""
+        index = self.indices[i]
+        return self.store.get(index, frames=self.source.uses_stored(index))
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         ep = self.episode(i)
-        if self.frames == "stored" and not {"rgb", "depth"} <= set(ep.frames):
-            raise KeyError(f"{self.store_dir}: episode {ep.episode_id!r} has no stored rgb/depth frames")
-        frames = ep.frames if {"rgb", "depth"} <= set(ep.frames) else self.render(ep)
-        return {
+        steps = range(ep.n_steps)
+        item = {
             "episode_id": ep.episode_id,
             "instruction_text": ep.instruction_text,
             "round": ep.round,
-            "rgb": frames["rgb"],
-            "depth": frames["depth"],
+            **self.source.frames(self.indices[i], ep, steps, steps),
             "actions": ep.actions,
             "executed": ep.executed,
             "progress": progress_target(ep),
+            **pose_fields(ep),
         }
-
-    def _renderer(self, scene_id: str) -> Any:
-        from envs.render import Renderer
-        from envs.scenes import load_scene
-
-        if scene_id not in self._renderers:
-            self._renderers[scene_id] = Renderer(load_scene(self.scenes_dir / scene_id))
-            while len(self._renderers) > self.scene_cache_size:
-                self._renderers.popitem(last=False)[1].release()
-        self._renderers.move_to_end(scene_id)
-        return self._renderers[scene_id]
+        if ep.labels is not None:
+            item["labels"] = ep.labels
+        return self.transform(item) if self.transform is not None else item
 
     def render(self, ep: Episode) -> dict[str, np.ndarray]:
         """``rgb`` (T,H,W,3) uint8 and ``depth`` (T,H,W,1) float32 rendered at the episode's stored poses."""
-        renderer = self._renderer(ep.scene_id)
-        views = [renderer.render(self.camera, p, r) for p, r in zip(ep.positions, ep.rotations, strict=True)]
-        return {k: np.stack([v[k] for v in views]) for k in ("rgb", "depth")}
+        return self.source.render(ep.scene_id, self.camera, ep.positions, ep.rotations)
 
 
 def progress_target(ep: Episode) -> np.ndarray:
@@ -149,27 +143,16 @@ def progress_target(ep: Episode) -> np.ndarray:
     return np.clip((d0 - d) / d0, -1.0, 1.0).astype(np.float32)
 
 
-def blank_inputs(obs: dict[str, Any], blank: Sequence[str]) -> dict[str, Any]:
-    """A copy of a batch or an observation with inputs blanked for ablations (the input is not modified).
-
-    ``"instruction"`` makes every ``instruction_text`` empty (all PAD tokens) and zeroes ``instruction`` token
-    ids; ``"vision"`` zeroes ``rgb`` and ``depth``. Works on numpy arrays and tensors.
-    """
-    out = dict(obs)
-    if "instruction" in blank:
-        texts = obs.get("instruction_text", [])
-        out["instruction_text"] = "" if isinstance(texts, str) else [""] * len(texts)
-        if "instruction" in obs:
-            out["instruction"] = _zeros_like(obs["instruction"])
-    if "vision" in blank:
-        for key in ("rgb", "depth"):
-            if key in obs:
-                out[key] = _zeros_like(obs[key])
-    return out
+#: Item keys holding one entry per step (padded along T by :func:`collate_trajectories`), besides the extra
+#: cameras' ``<uuid>_rgb`` / ``<uuid>_depth``.
+STEP_KEYS = ("rgb", "depth", "positions", "yaws", "labels")
+_LABEL_KEYS = ("actions", "executed", "progress")
+_TEXT_KEYS = ("instruction_text", "episode_id")
 
 
-def _zeros_like(x: Any) -> Any:
-    return torch.zeros_like(x) if isinstance(x, torch.Tensor) else np.zeros_like(np.asarray(x))
+def is_step_key(key: str) -> bool:
+    """Whether a trajectory item's ``key`` has one entry per step."""
+    return key in STEP_KEYS or key.endswith(("_rgb", "_depth"))
 
 
 def collate_trajectories(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -179,30 +162,47 @@ def collate_trajectories(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
         ``rgb`` (B,T,H,W,3) uint8, ``depth`` (B,T,H,W,1) float32, ``actions`` (B,T) int64 expert labels (0
         when padded), ``prev_actions`` (B,T) int64 executed action of the previous step (−1 at t=0 and when
         padded), ``mask`` (B,T) bool, ``progress`` (B,T) float32, ``lengths`` (B,) int64, ``instruction_text``
-        and ``episode_id`` lists of B strings; T is the longest trajectory.
+        and ``episode_id`` lists of B strings; every other per-step array of the items (``positions``
+        (B,T,3), ``yaws`` (B,T), ``labels``, extra cameras) zero-padded to (B,T,...), and per-episode arrays
+        (``goal_position`` (B,3), ``imagegoal``) stacked. T is the longest trajectory.
     """
     lengths = [len(it["actions"]) for it in items]
     b, t = len(items), max(lengths)
-    h, w = items[0]["rgb"].shape[1:3]
     out = {
-        "rgb": torch.zeros((b, t, h, w, 3), dtype=torch.uint8),
-        "depth": torch.zeros((b, t, h, w, 1), dtype=torch.float32),
         "actions": torch.zeros((b, t), dtype=torch.int64),
         "prev_actions": torch.full((b, t), -1, dtype=torch.int64),
         "mask": torch.zeros((b, t), dtype=torch.bool),
         "progress": torch.zeros((b, t), dtype=torch.float32),
     }
     for k, (it, n) in enumerate(zip(items, lengths, strict=True)):
-        out["rgb"][k, :n] = torch.from_numpy(np.ascontiguousarray(it["rgb"]))
-        out["depth"][k, :n] = torch.from_numpy(np.ascontiguousarray(it["depth"], dtype=np.float32))
         out["actions"][k, :n] = torch.from_numpy(np.asarray(it["actions"], np.int64))
         out["prev_actions"][k, 1:n] = torch.from_numpy(np.asarray(it["executed"], np.int64)[: n - 1])
         out["mask"][k, :n] = True
         out["progress"][k, :n] = torch.from_numpy(np.asarray(it["progress"], np.float32))
+    for key in items[0]:
+        if key in _LABEL_KEYS or key in _TEXT_KEYS or key == "round":
+            continue
+        values = [np.ascontiguousarray(it[key]) for it in items]
+        if is_step_key(key):
+            padded = np.zeros((b, t, *values[0].shape[1:]), dtype=values[0].dtype)
+            for k, (v, n) in enumerate(zip(values, lengths, strict=True)):
+                padded[k, :n] = v
+            out[key] = torch.from_numpy(padded)
+        else:
+            out[key] = stack_or_list(values)
     out["lengths"] = torch.tensor(lengths, dtype=torch.int64)
     out["instruction_text"] = [it["instruction_text"] for it in items]
     out["episode_id"] = [it["episode_id"] for it in items]
     return out
+
+
+def stack_or_list(values: Sequence[Any]) -> Any:
+    """A (B, ...) tensor of same-shaped numeric arrays, else the list of values (strings, ragged arrays)."""
+    arrays = [np.asarray(v) for v in values]
+    numeric = all(a.dtype.kind in "biuf" for a in arrays)
+    if numeric and all(a.shape == arrays[0].shape for a in arrays):
+        return torch.from_numpy(np.stack(arrays))
+    return list(values)
 
 
 class LengthBucketBatchSampler(Sampler[list[int]]):
@@ -279,93 +279,13 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
 
 
 def make_loader(
-    dataset: TrajectoryDataset, sampler: LengthBucketBatchSampler, num_workers: int = 0
+    dataset: Dataset,
+    sampler: Sampler[list[int]],
+    num_workers: int = 0,
+    collate: Callable[[Sequence[dict[str, Any]]], dict[str, Any]] = collate_trajectories,
 ) -> DataLoader:
-    """A DataLoader of padded batches; workers (if any) are spawned and persist across epochs."""
+    """A DataLoader of collated batches; workers (if any) are spawned and persist across epochs."""
     extra: dict[str, Any] = {}
     if num_workers > 0:
         extra = {"multiprocessing_context": "spawn", "persistent_workers": True, "prefetch_factor": 2}
-    return DataLoader(
-        dataset, batch_sampler=sampler, collate_fn=collate_trajectories, num_workers=num_workers, **extra
-    )
-
-
-def _loader_rate(dataset: TrajectoryDataset, batch_size: int, workers: int, seed: int = 0) -> float:
-    """Trajectory steps per second the loader delivers over one epoch, after its first batch (start-up)."""
-    loader = make_loader(dataset, LengthBucketBatchSampler(dataset.lengths, batch_size, seed=seed), workers)
-    it = iter(loader)
-    next(it)
-    start, steps = time.perf_counter(), 0
-    for batch in it:
-        steps += int(batch["mask"].sum())
-    return steps / max(time.perf_counter() - start, 1e-9)
-
-
-def _train_rate(agent_name: str, dataset: TrajectoryDataset, batch_size: int, vocab: Any) -> float:
-    """Trajectory steps per second of ``Agent.loss`` + backward + Adam on pre-loaded batches."""
-    from agents import make_agent
-
-    agent = make_agent(agent_name, vocab=vocab)
-    optimizer = torch.optim.Adam(agent.parameters(), lr=2.5e-4)
-    batches = list(make_loader(dataset, LengthBucketBatchSampler(dataset.lengths, batch_size), 0))
-    agent.loss(batches[0])[0].backward()  # warm-up
-    start, steps = time.perf_counter(), 0
-    for batch in batches[1:]:
-        loss, _ = agent.loss(batch)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        steps += int(batch["mask"].sum())
-    return steps / max(time.perf_counter() - start, 1e-9)
-
-
-def bench(data_dir: Path, n_episodes: int, batch_size: int, workers: Sequence[int], size: int) -> dict:
-    """Throughput of render-on-read vs stored frames (per worker count) and of training (seq2seq, cma).
-
-    Collects ``n_episodes`` expert episodes twice into temporary stores (with and without frames).
-    """
-    import tempfile
-
-    from envs.datasets.r2r import load_episodes
-    from trainers.data.collect import collect_expert
-
-    camera = CameraSpec(width=size, height=size)
-    out: dict[str, float] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for mode, stored in (("render", False), ("stored", True)):
-            store = Path(tmp) / mode
-            collect_expert(data_dir, "train", store, n_episodes, stored, size, size, progress=False)
-            dataset = TrajectoryDataset(store, Path(data_dir) / "scenes", camera, frames=mode)
-            for n in workers:
-                out[f"loader/{mode}/workers={n}"] = _loader_rate(dataset, batch_size, n)
-        vocab = load_episodes(Path(data_dir) / "train", Path(data_dir) / "scenes").vocab
-        for name in ("seq2seq", "cma"):
-            out[f"train/{name}"] = _train_rate(name, dataset, batch_size, vocab)
-    return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``--bench``: print trajectory steps per second of data loading and training."""
-    import argparse
-
-    p = argparse.ArgumentParser(prog="python -m trainers.data.dataset", description=__doc__.split("\n")[0])
-    p.add_argument("--bench", action="store_true", help="run the throughput benchmark")
-    p.add_argument("--data", type=Path, required=True, help="dataset root (R2R-CE layout)")
-    p.add_argument("--episodes", type=int, default=24, help="expert episodes to load (default 24)")
-    p.add_argument("--batch-size", type=int, default=4, help="trajectories per batch (default 4)")
-    p.add_argument("--workers", type=int, nargs="+", default=[0, 1], help="worker counts (default 0 1)")
-    p.add_argument("--size", type=int, default=64, help="camera side in pixels (default 64)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    args = p.parse_args(argv)
-    if not args.bench:
-        p.error("nothing to do: pass --bench")
-    logging.basicConfig(level=logging.WARNING)
-    torch.set_num_threads(args.threads)
-    results = bench(args.data, args.episodes, args.batch_size, args.workers, args.size)
-    for key, rate in results.items():
-        print(f"{key:32s} {rate:9.1f} trajectory steps/s")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers, **extra)

@@ -9,7 +9,8 @@ On-disk layout of a store rooted at ``root``::
       .lock                 advisory lock (fcntl.flock) taken by a writer for the length of one append
       episodes/<i // 1000:05d>/<i:08d>.safetensors
                             one file per episode. Tensors: positions (T,3) float32, rotations (T,4) float32,
-                            actions (T,) int64, executed (T,) int64, frames/<name> (T,...), extras/<name>.
+                            actions (T,) int64, executed (T,) int64, optionally labels (T,...) float32,
+                            frames/<name> (T,...), extras/<name>.
                             Header metadata (strings): episode_id, scene_id, instruction_text, round,
                             extras (JSON).
 
@@ -30,7 +31,7 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,8 +70,12 @@ class Episode:
         instruction_text: Natural-language instruction ("" for tasks without one).
         positions: (T, 3) float32 agent positions [x, y, z] in metres, world frame (y up).
         rotations: (T, 4) float32 agent rotations, unit quaternions [x, y, z, w].
-        actions: (T,) int64 expert action label at each step (the training target).
-        executed: (T,) int64 action actually taken at each step (differs from ``actions`` under DAgger).
+        actions: (T,) int64 expert action label at each step (the training target); -1 where the labels are
+            continuous.
+        executed: (T,) int64 action actually taken at each step (differs from ``actions`` under DAgger); -1
+            for waypoint actions.
+        labels: optional (T, ...) float32 continuous expert labels, e.g. (T, n_waypoints, 3) agent-frame
+            ``(dx, dy, dyaw)`` waypoints of the expert of a waypoint task.
         round: DAgger round in which the episode was collected (0 for pure expert data).
         frames: Optional stored observations keyed by sensor, each with leading dimension T, e.g.
             ``rgb`` (T, H, W, 3) uint8, ``depth`` (T, H, W, 1) float32 metres.
@@ -88,6 +93,7 @@ class Episode:
     round: int = 0
     frames: dict[str, np.ndarray] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
+    labels: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         for name in ("episode_id", "scene_id", "instruction_text"):
@@ -107,6 +113,12 @@ class Episode:
             if len(getattr(self, name)) != n:
                 raise ValueError(
                     f"Episode.{name}: expected length T={n} (from positions), got {len(getattr(self, name))}"
+                )
+        if self.labels is not None:
+            self.labels = np.ascontiguousarray(self.labels, dtype=np.float32)
+            if self.labels.ndim < 1 or len(self.labels) != n or not np.isfinite(self.labels).all():
+                raise ValueError(
+                    f"Episode.labels: expected finite float (T={n}, ...) values, got {self.labels.shape}"
                 )
         if not (np.isfinite(self.positions).all() and np.isfinite(self.rotations).all()):
             raise ValueError(f"Episode {self.episode_id!r}: positions and rotations must be finite")
@@ -143,6 +155,8 @@ def _encode(ep: Episode) -> bytes:
         "actions": ep.actions,
         "executed": ep.executed,
     }
+    if ep.labels is not None:
+        tensors["labels"] = ep.labels
     tensors.update({f"frames/{k}": v for k, v in ep.frames.items()})
     json_extras = {}
     for key, value in ep.extras.items():
@@ -317,6 +331,27 @@ class TrajectoryStore:
             meta = f.metadata()
             keys = [k for k in f.keys() if frames or not k.startswith("frames/")]
             arrays = {k: f.get_tensor(k) for k in keys}
+        return self._episode(meta, arrays)
+
+    def frames_at(
+        self, i: int, steps: Sequence[int], names: Sequence[str] = ("rgb", "depth")
+    ) -> dict[str, np.ndarray]:
+        """Stored frames of episode ``i`` at the given steps only, ``{name: (len(steps), ...)}`` (reads just
+        those rows); raises ``KeyError`` naming the episode when a frame is not stored."""
+        record = self._records[self._resolve(i)]
+        path = self.root / record["file"]
+        with safe_open(str(path), framework="np") as f:
+            missing = [n for n in names if f"frames/{n}" not in f.keys()]
+            if missing:
+                raise KeyError(f"{path}: episode {record['episode_id']!r} has no stored frames {missing}")
+            out = {}
+            for name in names:
+                rows = f.get_slice(f"frames/{name}")
+                out[name] = np.concatenate([rows[int(t) : int(t) + 1] for t in steps])
+        return out
+
+    @staticmethod
+    def _episode(meta: dict[str, str], arrays: dict[str, np.ndarray]) -> Episode:
         extras = json.loads(meta["extras"])
         extras.update({k[len("extras/") :]: v for k, v in arrays.items() if k.startswith("extras/")})
         return Episode(
@@ -327,6 +362,7 @@ class TrajectoryStore:
             rotations=arrays["rotations"],
             actions=arrays["actions"],
             executed=arrays["executed"],
+            labels=arrays.get("labels"),
             round=int(meta["round"]),
             frames={k[len("frames/") :]: v for k, v in arrays.items() if k.startswith("frames/")},
             extras=extras,

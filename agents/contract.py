@@ -1,0 +1,232 @@
+"""What an agent declares about itself: its action interface, the tasks it accepts, its cameras and the shape
+of
+its training sample.
+
+Every :class:`agents.base.Agent` subclass carries these declarations as class attributes, checked when the
+class
+is defined (:func:`check_declarations`). Benchmarks, collection, periodic evaluation, the datasets and the
+viewer
+read them (:func:`interface_of` also answers for plain callables and wrappers) instead of guessing.
+
+Tasks and the goal each one gives the agent (:data:`GOAL_KINDS`)::
+
+    vln        instruction   (``instruction_text``, ``instruction`` token ids)
+    pointnav   point         (``pointgoal``: distance m, angle rad, left positive)
+    imagenav   image         (``imagegoal``: RGB rendered at the goal pose)
+    explore    none
+
+Training samples (:class:`SampleSpec`, after LeRobot's ``delta_timestamps`` and diffusion_policy's
+``horizon``):
+
+- ``trajectory``: a whole padded episode (Seq2Seq, CMA, RDP), batches of ``(B, T, ...)``;
+- ``window``: one time step ``t`` of an episode with ``history`` earlier frames every ``stride`` steps and
+  ``horizon`` future poses every ``future_stride`` steps as agent-frame ``(dx, dy, dyaw)`` targets (NavDP,
+  System 2, the System-1 baselines), batches of ``(B, ...)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from envs.render import CameraSpec
+
+#: Action interfaces: discrete VLN-CE ids, or agent-frame waypoints followed by the simulator's controller.
+ACTION_MODES = ("discrete", "waypoint")
+#: The goal each task hands the agent.
+GOAL_KINDS: Mapping[str, str] = {
+    "vln": "instruction",
+    "pointnav": "point",
+    "imagenav": "image",
+    "explore": "none",
+}
+#: Sample kinds (see the module docstring).
+SAMPLE_KINDS = ("trajectory", "window")
+#: Where a camera sits: on the agent (moving with it) or at the episode's goal pose (an image goal).
+CAMERA_MOUNTS = ("agent", "goal")
+#: Observation / batch key of the main camera's modalities; other cameras are keyed ``<uuid>_<modality>``.
+MAIN_CAMERA = "camera"
+
+
+@dataclass(frozen=True)
+class CameraRequest:
+    """A camera the agent needs.
+
+    The first request of an agent is its main camera (uuid ``camera``, on the agent, pitch 0): its frames are
+    the observations ``rgb`` / ``depth``. Other agent-mounted cameras (a look-down camera for System 2)
+    appear as
+    ``<uuid>_rgb`` / ``<uuid>_depth``; a camera mounted at the goal renders the image goal ``imagegoal``.
+
+    Attributes:
+        uuid: the camera's name (the observation-key prefix).
+        width, height: pixels; None takes the main camera's size (the benchmark's or the training data's).
+        hfov: horizontal field of view in degrees; None takes the main camera's.
+        pitch: degrees about the camera's x axis, positive looks up (a look-down camera is negative).
+        mount: ``agent`` or ``goal``.
+        modalities: which images, a subset of ``("rgb", "depth")``.
+    """
+
+    uuid: str = MAIN_CAMERA
+    width: int | None = None
+    height: int | None = None
+    hfov: float | None = None
+    pitch: float = 0.0
+    mount: str = "agent"
+    modalities: tuple[str, ...] = ("rgb", "depth")
+
+    def __post_init__(self) -> None:
+        where = f"CameraRequest({self.uuid!r})"
+        if not self.uuid or not self.uuid.replace("_", "").isalnum():
+            raise ValueError(f"{where}: uuid must be a non-empty identifier, got {self.uuid!r}")
+        for name in ("width", "height"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{where}: {name} must be a positive int or None, got {value!r}")
+        if self.hfov is not None and not 0.0 < self.hfov < 180.0:
+            raise ValueError(f"{where}: hfov must lie in (0, 180) degrees, got {self.hfov!r}")
+        if not -90.0 <= self.pitch <= 90.0:
+            raise ValueError(f"{where}: pitch must lie in [-90, 90] degrees, got {self.pitch!r}")
+        if self.mount not in CAMERA_MOUNTS:
+            raise ValueError(f"{where}: mount must be one of {CAMERA_MOUNTS}, got {self.mount!r}")
+        if not self.modalities or set(self.modalities) - {"rgb", "depth"}:
+            raise ValueError(
+                f"{where}: modalities must be a non-empty subset of (rgb, depth), got {self.modalities}"
+            )
+
+    def keys(self) -> dict[str, str]:
+        """Modality -> observation key: ``rgb``/``depth`` for the main camera, ``imagegoal`` for a goal
+        camera's
+        RGB, ``<uuid>_<modality>`` otherwise."""
+        if self.mount == "goal":
+            return {m: ("imagegoal" if m == "rgb" else f"{self.uuid}_{m}") for m in self.modalities}
+        if self.uuid == MAIN_CAMERA:
+            return {m: m for m in self.modalities}
+        return {m: f"{self.uuid}_{m}" for m in self.modalities}
+
+
+@dataclass(frozen=True)
+class SampleSpec:
+    """The shape of one training sample; see the module docstring.
+
+    Attributes:
+        kind: ``trajectory`` or ``window``.
+        history: frames before the current one (window only); frame ``t - k * stride`` for ``k = history..1``,
+            clamped to the episode's first frame (``history_mask`` says which are real).
+        stride: steps between history frames.
+        horizon: future poses ``t + k * future_stride`` for ``k = 1..horizon`` turned into agent-frame
+            ``(dx, dy, dyaw)`` targets (window only), clamped to the last pose (``future_mask``).
+        future_stride: steps between future poses.
+        sample_every: draw windows only at steps ``t`` with ``t % sample_every == 0`` (1: every step).
+    """
+
+    kind: str = "trajectory"
+    history: int = 0
+    stride: int = 1
+    horizon: int = 0
+    future_stride: int = 1
+    sample_every: int = 1
+
+    def __post_init__(self) -> None:
+        if self.kind not in SAMPLE_KINDS:
+            raise ValueError(f"SampleSpec.kind must be one of {SAMPLE_KINDS}, got {self.kind!r}")
+        for name in ("history", "horizon"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ValueError(f"SampleSpec.{name} must be an int >= 0, got {getattr(self, name)!r}")
+        for name in ("stride", "future_stride", "sample_every"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"SampleSpec.{name} must be an int >= 1, got {getattr(self, name)!r}")
+        if self.kind == "trajectory" and (self.history or self.horizon):
+            raise ValueError("SampleSpec: history and horizon apply to kind='window' only")
+
+
+@dataclass(frozen=True)
+class AgentInterface:
+    """An agent's declarations as one value (see :func:`interface_of`)."""
+
+    action_mode: str = "discrete"
+    n_waypoints: int = 0
+    tasks: tuple[str, ...] = ("vln",)
+    requires_expert: bool = False
+    cameras: tuple[CameraRequest, ...] = (CameraRequest(),)
+
+    @property
+    def goal_kinds(self) -> tuple[str, ...]:
+        """The goal kinds of the accepted tasks (``instruction``, ``point``, ``image``, ``none``)."""
+        return tuple(GOAL_KINDS[t] for t in self.tasks)
+
+    def check_task(self, task: str, who: str) -> None:
+        """Raise ``ValueError`` naming ``who``, ``task`` and the accepted tasks unless ``task`` is
+        accepted."""
+        if task not in self.tasks:
+            raise ValueError(
+                f"{who} does not accept task {task!r} (goal kind {GOAL_KINDS.get(task, '?')!r}); it accepts "
+                f"{list(self.tasks)} (goal kinds {list(self.goal_kinds)})"
+            )
+
+
+def check_declarations(cls: type) -> None:
+    """Check an agent class's declarations; raises ``TypeError`` naming the class and the attribute."""
+    where = cls.__name__
+
+    def fail(attr: str, expected: str) -> None:
+        raise TypeError(f"agent class {where}: `{attr}` must be {expected}, got {getattr(cls, attr, None)!r}")
+
+    if cls.action_mode not in ACTION_MODES:
+        fail("action_mode", f"one of {ACTION_MODES}")
+    if not isinstance(cls.n_waypoints, int) or cls.n_waypoints < 0:
+        fail("n_waypoints", "an int >= 0")
+    if cls.action_mode == "waypoint" and cls.n_waypoints < 1:
+        fail("n_waypoints", "an int >= 1 for action_mode='waypoint'")
+    if not isinstance(cls.tasks, tuple) or not cls.tasks or set(cls.tasks) - set(GOAL_KINDS):
+        fail("tasks", f"a non-empty tuple of {tuple(GOAL_KINDS)}")
+    if not isinstance(cls.requires_expert, bool):
+        fail("requires_expert", "a bool")
+    cams = cls.cameras
+    if not isinstance(cams, tuple) or not cams or not all(isinstance(c, CameraRequest) for c in cams):
+        fail("cameras", "a non-empty tuple of CameraRequest")
+    main = cams[0]
+    if main.uuid != MAIN_CAMERA or main.mount != "agent" or main.pitch != 0.0:
+        fail(
+            "cameras",
+            f"a tuple whose first entry is the main camera (uuid {MAIN_CAMERA!r}, on the agent, pitch 0)",
+        )
+    if len({c.uuid for c in cams}) != len(cams):
+        fail("cameras", "a tuple of cameras with distinct uuids")
+    if not isinstance(cls.sample, SampleSpec):
+        fail("sample", "a SampleSpec")
+
+
+def interface_of(policy: Any) -> AgentInterface:
+    """The declarations of an agent (class or instance), of a wrapper exposing an ``agent``, or the defaults
+    of
+    a plain callable or an object declaring only part of them (discrete actions, every task, the main
+    camera)."""
+    target = policy
+    while not hasattr(target, "action_mode") and hasattr(target, "agent"):
+        target = target.agent
+    return AgentInterface(
+        action_mode=getattr(target, "action_mode", "discrete"),
+        n_waypoints=int(getattr(target, "n_waypoints", 0)),
+        tasks=tuple(getattr(target, "tasks", tuple(GOAL_KINDS))),
+        requires_expert=bool(getattr(target, "requires_expert", False)),
+        cameras=tuple(getattr(target, "cameras", (CameraRequest(),))),
+    )
+
+
+def camera_spec(request: CameraRequest, width: int, height: int, hfov: float) -> CameraSpec:
+    """The renderer's camera for ``request``, its open size and field of view taken from the main camera's."""
+    return CameraSpec(
+        uuid=request.uuid,
+        width=request.width or int(width),
+        height=request.height or int(height),
+        hfov=float(request.hfov if request.hfov is not None else hfov),
+        pitch=float(request.pitch),
+        modalities=tuple(request.modalities),
+    )
+
+
+def agent_cameras(interface: AgentInterface, width: int, height: int, hfov: float) -> tuple[CameraSpec, ...]:
+    """The simulator's cameras for an agent: the main camera at ``width``×``height`` then every other camera
+    mounted on the agent (goal cameras are rendered by the image-goal task or the dataset, not carried)."""
+    return tuple(camera_spec(c, width, height, hfov) for c in interface.cameras if c.mount == "agent")
