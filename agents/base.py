@@ -392,12 +392,11 @@ def write_weights(
         _atomic_write(
             directory / WEIGHTS_INDEX_FILE, lambda p: Path(p).write_text(json.dumps(index, indent=1))
         )
-    stale = [WEIGHTS_FILE, WEIGHTS_INDEX_FILE] if len(names) > 1 else [WEIGHTS_INDEX_FILE]
-    stale += [p.name for p in directory.glob("model-*-of-*.safetensors") if p.name not in names]
-    for name in stale:
-        if name not in names:
-            (directory / name).unlink(missing_ok=True)
-    return names + ([WEIGHTS_INDEX_FILE] if len(names) > 1 else [])
+    files = names + ([WEIGHTS_INDEX_FILE] if len(names) > 1 else [])
+    stale = [WEIGHTS_FILE, WEIGHTS_INDEX_FILE, *(p.name for p in directory.glob("model-*-of-*.safetensors"))]
+    for name in set(stale) - set(files):  # weights of an earlier save in the other layout
+        (directory / name).unlink(missing_ok=True)
+    return files
 
 
 def read_weights(directory: Path) -> dict[str, torch.Tensor]:

@@ -28,7 +28,9 @@ class ExpertConfig:
 
     def __post_init__(self) -> None:
         if self.action_mode not in ACTION_MODES:
-            raise ValueError(f"ExpertConfig.action_mode must be one of {ACTION_MODES}, got {self.action_mode!r}")
+            raise ValueError(
+                f"ExpertConfig.action_mode must be one of {ACTION_MODES}, got {self.action_mode!r}"
+            )
         if self.n_waypoints < 1:
             raise ValueError(f"ExpertConfig.n_waypoints must be >= 1, got {self.n_waypoints}")
 

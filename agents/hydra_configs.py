@@ -8,11 +8,15 @@ as ``agent/<name>_schema``::
       - _self_
 
 so trainers and benchmarks compose ``agent=<name>`` against the agent's own dataclass, and a misspelt key in
-the YAML or on the command line fails at composition, naming the key. Hydra does not call ``__post_init__``
-while composing; ``OmegaConf.to_object`` on the composed node builds the dataclass and runs its checks.
+the YAML or on the command line fails at composition, naming the key. An agent without such a YAML (one
+registered by a ``NAVGYM_PLUGINS`` module) is also stored as ``agent/<name>``, its defaults being the YAML.
+Hydra does not call ``__post_init__`` while composing; ``OmegaConf.to_object`` on the composed node builds
+the dataclass and runs its checks.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
 
@@ -20,6 +24,8 @@ import agents  # noqa: F401  (registers every agent)
 from agents.base import AGENTS
 
 GROUP = "agent"
+#: The agent group's YAML files.
+AGENT_CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / GROUP
 
 
 def schema_name(agent_name: str) -> str:
@@ -34,7 +40,10 @@ def register_agent_configs(cs: ConfigStore | None = None) -> ConfigStore:
     """
     cs = cs or ConfigStore.instance()
     for name in AGENTS.names():
-        cs.store(group=GROUP, name=schema_name(name), node=AGENTS.get(name).config_class)
+        node = AGENTS.get(name).config_class
+        cs.store(group=GROUP, name=schema_name(name), node=node)
+        if not (AGENT_CONFIG_DIR / f"{name}.yaml").is_file():
+            cs.store(group=GROUP, name=name, node=node)
     return cs
 
 

@@ -155,12 +155,17 @@ class Trainer(abc.ABC):
         """
         from trainers.data.collect import collect, episode_plan, make_env
 
+        d, interface = self.cfg.data, self.interface
+        mode = d.action_mode or interface.action_mode
+        if round.beta < 1.0 and mode != interface.action_mode:
+            raise ValueError(
+                f"data.action_mode={mode!r}: round {round.index} lets the agent act (beta={round.beta:.3f}), "
+                f"which needs the agent's own action mode {interface.action_mode!r}"
+            )
         if self._train_env is None:
-            d, interface = self.cfg.data, self.interface
             self._train_env = make_env(
                 self.data_dir, d.train_split, d.width, d.height, d.hfov, task=d.task,
-                cameras=self.cameras[1:], action_mode=interface.action_mode,
-                n_waypoints=max(interface.n_waypoints, 1),
+                cameras=self.cameras[1:], action_mode=mode, n_waypoints=max(interface.n_waypoints, 1),
                 max_episode_steps=d.max_episode_steps,
             )  # fmt: skip
         env, info = self._train_env, self.info

@@ -36,6 +36,9 @@ class TrainDataConfig:
         dir: dataset root in the R2R-CE layout (``DIR/{split}/{split}.json.gz``, scenes in ``DIR/scenes``).
         task: the task whose episodes are collected (``vln``, ``pointnav``, ``imagenav``); one of the agent's
             declared ``tasks``.
+        action_mode: the action mode of collection (None: the agent's). ``discrete`` records the expert's
+            dense 0.25 m / 15° steps, whose future poses are the targets of a waypoint agent's windows;
+            rounds in which the agent acts (β < 1) need the agent's own mode.
         train_split: split that episodes are collected from.
         store: trajectory store folder (None: ``<run_dir>/store``).
         init_store: a store copied into ``store`` before training when ``store`` is empty (e.g. expert data
@@ -52,6 +55,7 @@ class TrainDataConfig:
 
     dir: str = MISSING
     task: str = "vln"
+    action_mode: str | None = None
     train_split: str = "train"
     store: str | None = None
     init_store: str | None = None
@@ -71,6 +75,8 @@ class TrainDataConfig:
         _check(self.num_workers >= 0, "data.num_workers", self.num_workers, ">= 0")
         _check(self.frames in ("auto", "render", "stored"), "data.frames", self.frames, "auto|render|stored")
         _check(self.task in TRAIN_TASKS, "data.task", self.task, f"one of {list(TRAIN_TASKS)}")
+        modes = (None, "discrete", "waypoint")
+        _check(self.action_mode in modes, "data.action_mode", self.action_mode, "null, discrete or waypoint")
 
 
 @dataclass
