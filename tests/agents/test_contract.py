@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from agents import AGENTS, Agent, load_agent, make_agent
-from agents.base import WEIGHTS_FILE, WEIGHTS_INDEX_FILE
+from agents.weights import WEIGHTS_FILE, WEIGHTS_INDEX_FILE
 from agents.contract import CameraRequest, SampleSpec, agent_cameras, interface_of
 from benchmarks.base import BENCHMARKS
 from envs.nav.geometry import agent_frame_deltas, resample_path
