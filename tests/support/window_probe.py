@@ -11,7 +11,7 @@ Registered as ``window_probe`` when imported: ``NAVGYM_PLUGINS=tests.support.win
 
 from __future__ import annotations
 
-import copy
+import json
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,8 +23,12 @@ from torch import nn
 
 from agents.base import AGENTS, Agent, as_tensor
 from agents.contract import CameraRequest, SampleSpec
+from agents.ema import EMAWeights
+from agents.weights import atomic_write, read_json
 
 HISTORY, STRIDE, HORIZON = 4, 2, 8
+#: The window the weights were trained on, saved beside them and checked on load.
+WINDOW_FILE = "window.json"
 
 
 @dataclass
@@ -86,8 +90,24 @@ class WindowProbeAgent(Agent):
     def __init__(self, config: WindowProbeConfig, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
         self.net = ProbeNet((HISTORY + 1) * 3 + 4, config.hidden)
-        self.ema = copy.deepcopy(self.net).requires_grad_(False)
+        self.ema = EMAWeights(self.net, config.ema_decay)
         self._frames: list[deque] = []
+
+    def save_extra(self, directory) -> list[str]:
+        """``window.json``: the history, stride and horizon of the training windows."""
+        window = {"history": HISTORY, "stride": STRIDE, "horizon": HORIZON}
+        atomic_write(directory / WINDOW_FILE, lambda p: open(p, "w").write(json.dumps(window)))
+        return [WINDOW_FILE]
+
+    @classmethod
+    def _build_for_load(cls, config, vocab, directory=None):
+        """Refuses weights trained on another window (``window.json`` names it)."""
+        window = read_json(directory / WINDOW_FILE, "the training window {history, stride, horizon}")
+        if window != {"history": HISTORY, "stride": STRIDE, "horizon": HORIZON}:
+            raise ValueError(
+                f"{directory / WINDOW_FILE}: trained on window {window}, this agent uses {HISTORY=}"
+            )
+        return cls(config, vocab=vocab)
 
     def item_transform(self) -> StackFrames:
         """Stacks the frames in the loader's workers."""
@@ -100,9 +120,7 @@ class WindowProbeAgent(Agent):
 
     def after_step(self, step: int) -> None:
         """EMA of the weights: ``ema = d * ema + (1 - d) * net``."""
-        with torch.no_grad():
-            for shadow, param in zip(self.ema.parameters(), self.net.parameters(), strict=True):
-                shadow.lerp_(param, 1.0 - self.config.ema_decay)
+        self.ema.update(self.net)
 
     def loss(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         """Masked MSE between the predicted and the true future poses."""

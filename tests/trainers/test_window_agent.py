@@ -64,11 +64,12 @@ def test_parameter_groups_leave_the_frozen_encoder_and_the_ema_follows_the_weigh
     first = load_file(str(checkpoints[0] / "agent" / "model.safetensors"))
     last = load_file(str(checkpoints[-1] / "agent" / "model.safetensors"))
     assert int(checkpoints[0].name) == 0 and int(checkpoints[-1].name) > 0
+    assert json.loads((checkpoints[-1] / "agent" / "window.json").read_text())["horizon"] == 8  # save_extra
     assert (first["net.frozen.weight"] == last["net.frozen.weight"]).all()  # not in any parameter group
     assert not (first["net.head.0.weight"] == last["net.head.0.weight"]).all()
     # The EMA moved from its start toward the trained weights but lags them.
-    assert not (first["ema.head.0.weight"] == last["ema.head.0.weight"]).all()
-    assert not (last["ema.head.0.weight"] == last["net.head.0.weight"]).all()
+    assert not (first["ema.module.head.0.weight"] == last["ema.module.head.0.weight"]).all()
+    assert not (last["ema.module.head.0.weight"] == last["net.head.0.weight"]).all()
 
 
 def test_the_checkpoint_is_evaluated_by_the_system1_benchmark_and_refused_by_vln(run, tiny_dataset, tmp_path):
