@@ -13,8 +13,13 @@ from typing import Any
 
 import torch
 
+from agents.contract import SampleSpec
 from envs.render import CameraSpec
 from trainers.data.dataset import LengthBucketBatchSampler, TrajectoryDataset, make_loader
+from trainers.data.windows import WindowBatchSampler, WindowDataset, collate_windows
+
+#: The window measured: NavDP-like history, RDP-like horizon.
+WINDOW = SampleSpec(kind="window", history=4, stride=2, horizon=8)
 
 
 def _loader_rate(dataset: TrajectoryDataset, batch_size: int, workers: int, seed: int = 0) -> float:
@@ -26,6 +31,17 @@ def _loader_rate(dataset: TrajectoryDataset, batch_size: int, workers: int, seed
     for batch in it:
         steps += int(batch["mask"].sum())
     return steps / max(time.perf_counter() - start, 1e-9)
+
+
+def _window_rate(dataset: WindowDataset, batch_size: int, workers: int, seed: int = 0) -> float:
+    """Windows per second the loader delivers over one epoch, after its first batch (start-up)."""
+    sampler = WindowBatchSampler(len(dataset), batch_size, seed=seed)
+    it = iter(make_loader(dataset, sampler, workers, collate_windows))
+    next(it)
+    start, windows = time.perf_counter(), 0
+    for batch in it:
+        windows += len(batch["episode_id"])
+    return windows / max(time.perf_counter() - start, 1e-9)
 
 
 def _train_rate(agent_name: str, dataset: TrajectoryDataset, batch_size: int, vocab: Any) -> float:
@@ -47,7 +63,8 @@ def _train_rate(agent_name: str, dataset: TrajectoryDataset, batch_size: int, vo
 
 
 def bench(data_dir: Path, n_episodes: int, batch_size: int, workers: Sequence[int], size: int) -> dict:
-    """Throughput of render-on-read vs stored frames (per worker count) and of training (seq2seq, cma).
+    """Throughput of render-on-read vs stored frames (per worker count; trajectories and windows) and of
+    training (seq2seq, cma).
 
     Collects ``n_episodes`` expert episodes twice into temporary stores (with and without frames).
     """
@@ -57,14 +74,17 @@ def bench(data_dir: Path, n_episodes: int, batch_size: int, workers: Sequence[in
     from trainers.data.collect import collect_expert
 
     camera = CameraSpec(width=size, height=size)
+    down = CameraSpec(uuid="down", width=size, height=size, pitch=-30.0, modalities=("rgb",))
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for mode, stored in (("render", False), ("stored", True)):
             store = Path(tmp) / mode
             collect_expert(data_dir, "train", store, n_episodes, stored, size, size, progress=False)
             dataset = TrajectoryDataset(store, Path(data_dir) / "scenes", camera, frames=mode)
+            windows = WindowDataset(store, Path(data_dir) / "scenes", camera, WINDOW, [down], frames=mode)
             for n in workers:
                 out[f"loader/{mode}/workers={n}"] = _loader_rate(dataset, batch_size, n)
+                out[f"windows/{mode}/workers={n}"] = _window_rate(windows, 8 * batch_size, n)
         vocab = load_episodes(Path(data_dir) / "train", Path(data_dir) / "scenes").vocab
         for name in ("seq2seq", "cma"):
             out[f"train/{name}"] = _train_rate(name, dataset, batch_size, vocab)
@@ -87,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     results = bench(args.data, args.episodes, args.batch_size, args.workers, args.size)
     for key, rate in results.items():
-        print(f"{key:32s} {rate:9.1f} trajectory steps/s")
+        unit = "windows/s" if key.startswith("windows/") else "trajectory steps/s"
+        print(f"{key:32s} {rate:9.1f} {unit}")
     return 0
 
 
