@@ -40,7 +40,7 @@ from trainers.config import TrainConfig, to_dict
 from trainers.data.collect import BlankedInputs
 from trainers.data.dataset import LengthBucketBatchSampler, TrajectoryDataset, blank_inputs, make_loader
 from trainers.data.store import TrajectoryStore
-from trainers.logging import MetricsLogger
+from trainers.metrics import MetricsLogger
 
 logger = logging.getLogger(__name__)
 

@@ -9,16 +9,12 @@ Any config key can be overridden (``trainer.rounds=5``, ``logger.sinks=[jsonl,te
 
 from __future__ import annotations
 
-import os
 import sys
+import time
+from pathlib import Path
 
-# `python trainers/run.py` puts trainers/ first on sys.path, where trainers/logging.py would shadow the
-# standard library's logging: put the repository root there instead.
-if __package__ in (None, "") and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
-    sys.path[0] = os.path.dirname(sys.path[0])
-
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+# A checkout runs its own packages, whichever NavGym is installed (as benchmarks/run.py does).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402

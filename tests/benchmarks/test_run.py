@@ -15,7 +15,7 @@ from agents import make_agent
 from benchmarks.config import BenchmarkConfig, agent_entries, find_agent_dir, register_configs
 from benchmarks.vln import BENCHMARKS
 from envs.datasets.r2r import load_episodes
-from trainers.logging import MetricsLogger
+from trainers.metrics import MetricsLogger
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs"

@@ -18,7 +18,7 @@ from agents.base import Agent
 from trainers.base import make_trainer
 from trainers.checkpoint import list_checkpoints
 from trainers.config import register_configs, to_config
-from trainers.logging import read_metrics
+from trainers.metrics import read_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 register_configs()

@@ -10,7 +10,7 @@ import yaml
 from agents.cma.config import CMAConfig
 from trainers.checkpoint import latest_checkpoint
 from trainers.config import BCConfig
-from trainers.logging import read_metrics
+from trainers.metrics import read_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN = str(ROOT / "trainers" / "run.py")
