@@ -19,6 +19,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
+from agents.hydra_configs import check_known_keys  # noqa: E402
 from benchmarks.config import agent_entries, build_benchmark, output_dirs, register_configs  # noqa: E402
 from benchmarks.report import write_report  # noqa: E402
 from envs.fileio import atomic_write  # noqa: E402
@@ -30,6 +31,7 @@ register_configs()
 @hydra.main(config_path="../configs", config_name="eval", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     """Evaluate every agent of ``cfg`` on the same episodes, then write the report."""
+    check_known_keys(cfg)
     entries = agent_entries(cfg)
     bench = build_benchmark(cfg)
     out, dirs = output_dirs(cfg, [e.label for e in entries])

@@ -4,8 +4,9 @@ The primary config ``configs/train.yaml`` extends ``train_schema`` (:class:`Trai
 agent (group ``agent``, schemas from :mod:`agents.hydra_configs`), a trainer (group ``trainer``: ``bc`` or
 ``dagger``) and a logger preset (group ``logger``). Every node is typed and closed, so a misspelt key fails
 when the config is composed, naming the key; :func:`to_config` builds the dataclasses, whose
-``__post_init__`` checks the values and names the bad one. Optimisers and schedulers are third-party
-leaves selected with ``_target_``.
+``__post_init__`` checks the values and names the bad one, and refuses a key added with ``+key=value`` that
+the schema does not know (rather than dropping it). Optimisers and schedulers are third-party leaves selected
+with ``_target_``.
 """
 
 from __future__ import annotations
@@ -262,9 +263,16 @@ def register_configs(cs: ConfigStore | None = None) -> ConfigStore:
 
 
 def to_config(cfg: DictConfig | TrainConfig) -> TrainConfig:
-    """The validated dataclasses of a composed config (``__post_init__`` of every node runs)."""
+    """The validated dataclasses of a composed config (``__post_init__`` of every node runs).
+
+    Raises:
+        ValueError: a key the schema does not know (added with ``+key=value``), named with the valid fields.
+    """
+    from agents.hydra_configs import check_known_keys
+
     if dataclasses.is_dataclass(cfg):
         return cfg
+    check_known_keys(cfg)
     return OmegaConf.to_object(cfg)
 
 

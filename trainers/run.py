@@ -4,7 +4,8 @@
     torchrun --nproc_per_node 2 trainers/run.py agent=seq2seq trainer=bc data.dir=... device=cpu
 
 Any config key can be overridden (``trainer.rounds=5``, ``logger.sinks=[jsonl,tensorboard]``,
-``experiment=vlnce_dagger``); a misspelt key fails at composition, naming it.
+``experiment=vlnce_dagger``); a misspelt key fails at composition, naming it, and so does a key added with
+``+key=value`` that the schema does not know.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from agents import make_agent
+from agents.hydra_configs import check_known_keys
 from benchmarks.config import BenchmarkConfig, agent_entries, find_agent_dir, register_configs
 from benchmarks.vln import BENCHMARKS
 from envs.datasets.r2r import load_episodes
@@ -126,3 +127,23 @@ def test_command_line_fails_on_an_unknown_key(tmp_path):
     assert proc.returncode != 0
     assert "n_episode" in proc.stderr + proc.stdout
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("added, key", [("+foo=1", "foo"), ("+benchmark.x=2", "benchmark.x")])
+def test_command_line_refuses_a_key_added_with_plus(tiny_dataset, tmp_path, added, key):
+    proc = _run(
+        "agent=expert", f"data.dir={tiny_dataset}", "benchmark.n_episodes=1", "benchmark.n_videos=0",
+        "report=false", "progress=false", f"out_dir={tmp_path / 'out'}", added, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode != 0 and f"{key}: not a field of" in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "override, key", [("+foo=1", "foo"), ("+benchmark.split_x=val", "benchmark.split_x")]
+)
+def test_a_key_added_with_plus_is_refused_naming_the_valid_fields(override, key):
+    with pytest.raises(ValueError, match="unknown config key") as err:
+        check_known_keys(_compose("agent=random", override))
+    assert f"{key}: not a field of" in str(err.value) and "valid fields: " in str(err.value)
+    check_known_keys(_compose("agent=random", "benchmark.n_episodes=2"))  # known keys pass

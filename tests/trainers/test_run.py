@@ -47,6 +47,15 @@ def test_misspelt_key_fails_before_anything_runs(tiny_dataset, tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize("added", [["+trainer.lr=abc"], ["+foo=1"]])
+def test_an_unknown_plus_key_fails_naming_it(tiny_dataset, tmp_path, added):
+    args = ["experiment=smoke", "agent=cma", "trainer=bc", f"data.dir={tiny_dataset}", "run_dir=r", *added]
+    done = _run(*args, cwd=tmp_path)
+    key = added[0][1:].split("=")[0]
+    assert done.returncode != 0 and f"{key}: not a field of" in done.stderr
+    assert not (tmp_path / "r").exists()
+
+
 def test_resume_without_a_run_folder_says_so(tmp_path, monkeypatch):
     from trainers.config import TrainConfig
     from trainers.run import resolve_run_dir
