@@ -219,6 +219,8 @@ class TrainConfig:
         run_dir: the run folder (None: ``runs/<agent>-<trainer>-<timestamp>``; with ``resume`` the newest such
             folder).
         resume: continue from the run folder's latest checkpoint.
+        overwrite: empty an existing run folder first (without ``resume`` or ``overwrite``, a run folder that
+            already holds anything is refused).
         seed: seeds everything (rank r uses seed + r).
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
         amp: autocast dtype on GPU (``none``, ``bf16``, ``fp16``); ignored on CPU.
@@ -237,6 +239,7 @@ class TrainConfig:
     ablation: AblationConfig = field(default_factory=AblationConfig)
     run_dir: str | None = None
     resume: bool = False
+    overwrite: bool = False
     seed: int = 0
     device: str = "auto"
     amp: str = "none"
@@ -246,6 +249,7 @@ class TrainConfig:
         _check(self.amp in AMP_MODES, "amp", self.amp, f"one of {list(AMP_MODES)}")
         _check(self.device in ("auto", "cpu", "cuda"), "device", self.device, "auto, cpu or cuda")
         _check(self.threads >= 0, "threads", self.threads, ">= 0")
+        _check(not (self.resume and self.overwrite), "overwrite", self.overwrite, "false with resume=true")
 
 
 def register_configs(cs: ConfigStore | None = None) -> ConfigStore:

@@ -1,7 +1,9 @@
 """The evaluation entry point: composition, strict keys, agents from names and checkpoints, a full run."""
 
+import gzip
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -147,3 +149,30 @@ def test_a_key_added_with_plus_is_refused_naming_the_valid_fields(override, key)
         check_known_keys(_compose("agent=random", override))
     assert f"{key}: not a field of" in str(err.value) and "valid fields: " in str(err.value)
     check_known_keys(_compose("agent=random", "benchmark.n_episodes=2"))  # known keys pass
+
+
+def _broken_split(tiny_dataset, root, field, value):
+    """A copy of the dataset whose first val_unseen episode has ``field`` replaced by ``value``."""
+    shutil.copytree(tiny_dataset, root)
+    path = root / "val_unseen" / "val_unseen.json.gz"
+    data = json.loads(gzip.decompress(path.read_bytes()))
+    data["episodes"][0][field] = value
+    path.write_bytes(gzip.compress(json.dumps(data).encode()))
+    return root
+
+
+@pytest.mark.parametrize(
+    "field, value, words",
+    [("scene_id", "no_such_house.glb", "no_such_house.glb"), ("start_position", [90.0, 0.0, 90.0], "start")],
+)
+def test_a_failed_evaluation_leaves_no_output_behind(tiny_dataset, tmp_path, field, value, words):
+    data = _broken_split(tiny_dataset, tmp_path / "data", field, value)
+    args = ["agent=expert", f"data.dir={data}", "benchmark.n_episodes=1", "progress=false"]
+    proc = _run(*args, f"out_dir={tmp_path / 'new'}", cwd=tmp_path)
+    assert proc.returncode != 0 and words in proc.stderr
+    assert not (tmp_path / "new").exists()
+    # An out_dir that existed keeps what it held and loses only what the failed run wrote.
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "notes.txt").write_text("mine")
+    proc = _run(*args, f"out_dir={tmp_path / 'old'}", cwd=tmp_path)
+    assert proc.returncode != 0 and [p.name for p in (tmp_path / "old").iterdir()] == ["notes.txt"]
