@@ -261,7 +261,11 @@ class Agent(nn.Module, abc.ABC):
 
     @classmethod
     def load(cls, directory: str | os.PathLike, device: torch.device | str | None = None) -> Agent:
-        """Rebuild an agent written by :meth:`save`; the class is looked up by the saved name."""
+        """Rebuild an agent written by :meth:`save`; the class is looked up by the saved name.
+
+        Raises:
+            FileNotFoundError: a file is missing. ValueError: a file is damaged or does not fit; both name it.
+        """
         config_path = Path(directory) / CONFIG_FILE
         weights_path = Path(directory) / WEIGHTS_FILE
         for path in (config_path, weights_path):
@@ -269,7 +273,12 @@ class Agent(nn.Module, abc.ABC):
                 raise FileNotFoundError(
                     f"{path}: missing (expected an agent directory written by Agent.save)"
                 )
-        meta = json.loads(config_path.read_text())
+        try:
+            meta = json.loads(config_path.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ValueError(
+                f"{config_path}: not readable JSON ({err}); expected the file Agent.save writes"
+            ) from None
         if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict) or "name" not in meta:
             raise ValueError(f"{config_path}: expected an object with 'name', 'config' and 'vocab'")
         agent_class = AGENTS.get(meta["name"])
@@ -278,7 +287,13 @@ class Agent(nn.Module, abc.ABC):
         config = config_from_dict(agent_class.config_class, meta["config"], source=str(config_path))
         agent = agent_class._build_for_load(config, meta.get("vocab"))
         try:
-            agent.load_state_dict(load_file(str(weights_path)), strict=True)
+            tensors = load_file(str(weights_path))
+        except Exception as err:  # safetensors raises its own SafetensorError for a damaged file
+            raise ValueError(
+                f"{weights_path}: not a readable safetensors file ({err}); expected what Agent.save writes"
+            ) from None
+        try:
+            agent.load_state_dict(tensors, strict=True)
         except RuntimeError as err:
             raise ValueError(
                 f"{weights_path}: weights do not match the agent in {config_path}: {err}"

@@ -14,6 +14,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from agents import make_agent
+from agents.checkpoints import write_checksums
 from agents.hydra_configs import check_known_keys
 from benchmarks.config import BenchmarkConfig, agent_entries, find_agent_dir, register_configs
 from benchmarks.vln import BENCHMARKS
@@ -176,3 +177,36 @@ def test_a_failed_evaluation_leaves_no_output_behind(tiny_dataset, tmp_path, fie
     (tmp_path / "old" / "notes.txt").write_text("mine")
     proc = _run(*args, f"out_dir={tmp_path / 'old'}", cwd=tmp_path)
     assert proc.returncode != 0 and [p.name for p in (tmp_path / "old").iterdir()] == ["notes.txt"]
+
+
+def _damage(path, how):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2] if how == "truncated" else os.urandom(len(data)))
+
+
+@pytest.mark.parametrize("checksums", [True, False], ids=["checksummed", "unverified"])
+@pytest.mark.parametrize(
+    "name, how",
+    [("model.safetensors", "truncated"), ("model.safetensors", "random"), ("config.json", "truncated")],
+)
+def test_evaluating_a_damaged_checkpoint_fails_naming_the_file(run_dir, tmp_path, checksums, name, how):
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run, symlinks=True)
+    if checksums:
+        write_checksums(run / "checkpoints" / "000007")
+    damaged = run / "checkpoints" / "000007" / "agent" / name
+    _damage(damaged, how)
+    with pytest.raises(ValueError) as err:  # a CheckpointError with a manifest, else Agent.load's own
+        agent_entries(_compose(f"checkpoint={run}"))
+    assert str(damaged.resolve()) in str(err.value)
+    assert ("damaged: sha256" if checksums else "expected") in str(err.value)
+
+
+def test_the_command_line_refuses_a_damaged_checkpoint(tiny_dataset, run_dir, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run, symlinks=True)
+    damaged = run / "checkpoints" / "000007" / "agent" / "model.safetensors"
+    _damage(damaged, "random")
+    proc = _run(f"checkpoint={run}", f"data.dir={tiny_dataset}", f"out_dir={tmp_path / 'out'}", cwd=tmp_path)
+    assert proc.returncode != 0 and f"{damaged.resolve()}: not a readable safetensors file" in proc.stderr
+    assert not (tmp_path / "out").exists()
