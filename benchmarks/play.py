@@ -14,9 +14,16 @@ environment at ``http://127.0.0.1:8765/`` (standard library only; JSON in and ou
 - ``POST /api/video {}``: writes the episode so far as an MP4 (RGB | depth | map + caption), returns
   ``{"path", "frames"}``.
 
-Refused requests get a 4xx status and ``{"error": message}``. All environment work runs on the one thread that
-calls :meth:`JobQueue.work` (the main thread of the command): the process's EGL context renders only on the
-thread where it is current, and one owner thread also serialises the requests. A loaded agent sees every step
+Refused requests get a 4xx status and ``{"error": message}``. Only the page this server serves may drive it:
+a request must name this server in ``Host`` (``127.0.0.1:PORT``, ``localhost:PORT`` or the bound address;
+any host once ``--allow-remote`` binds a non-loopback one), a request with an ``Origin`` must come from that
+same origin (403 otherwise, so other web pages and DNS rebinding cannot reach the API), and a POST must carry
+``Content-Type: application/json`` (415), which a page of another origin cannot send without being refused.
+Bodies are capped at ``MAX_BODY_BYTES`` (413) and must be a JSON object (400, however deeply nested).
+
+All environment work runs on the one thread that calls :meth:`JobQueue.work` (the main thread of the command):
+the process's EGL context renders only on the thread where it is current, and one owner thread also
+serialises the requests. A loaded agent sees every step
 whoever chose the action, so its memory follows the episode (``record_actions`` gives it the executed action).
 """
 
@@ -32,6 +39,7 @@ import logging
 import math
 import queue
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -54,6 +62,11 @@ CONTROLLERS = ("expert", "agent")
 IMAGES = ("rgb", "depth", "map", "frame")
 STATIC_DIR = Path(__file__).with_name("play_static")
 MAX_BODY_BYTES = 64 * 1024
+# A refused body is read and dropped up to this size, so that a client still sending it reads the answer.
+DRAIN_BYTES = 16 * 1024 * 1024
+DRAIN_TIMEOUT_S = 2.0
+# A client that hangs up early: answered with nothing, logged without a traceback.
+CLIENT_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
 MAX_RUN_STEPS = 10_000
 JOB_TIMEOUT_S = 600.0
 
@@ -278,10 +291,19 @@ class JobQueue:
                     future.set_exception(err)
 
 
+def _show(value: Any, limit: int = 80) -> str:
+    """``value`` as JSON for an error message, cut to ``limit`` characters."""
+    try:
+        text = json.dumps(value)
+    except (RecursionError, ValueError):
+        text = f"a nested {type(value).__name__}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _integer(low: int, high: int, what: str) -> Callable[[str, Any], int]:
     def check(key: str, value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise PlayError(400, f"field {key!r} must be an integer {what}, got {json.dumps(value)}")
+            raise PlayError(400, f"field {key!r} must be an integer {what}, got {_show(value)}")
         return value
 
     return check
@@ -289,13 +311,13 @@ def _integer(low: int, high: int, what: str) -> Callable[[str, Any], int]:
 
 def _controller(key: str, value: Any) -> str:
     if value not in CONTROLLERS:
-        raise PlayError(400, f"field {key!r} must be one of {list(CONTROLLERS)}, got {json.dumps(value)}")
+        raise PlayError(400, f"field {key!r} must be one of {list(CONTROLLERS)}, got {_show(value)}")
     return value
 
 
 def _episode_id(key: str, value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise PlayError(400, f"field {key!r} must be a string, got {json.dumps(value)}")
+        raise PlayError(400, f"field {key!r} must be a string, got {_show(value)}")
     return str(value)
 
 
@@ -338,6 +360,23 @@ class PlayServer(ThreadingHTTPServer):
         self.session, self.jobs = session, JobQueue()
         # Static files are found by exact name in this table: a request path is never joined to a folder.
         self.static_files = {p.name: p for p in STATIC_DIR.iterdir() if p.is_file()}
+        bound, port = self.server_address[:2]
+        names = {"127.0.0.1", "localhost", f"[{bound}]" if ":" in bound else bound}
+        self.allowed_hosts = {f"{name}:{port}".lower() for name in names}
+        # A non-loopback address is served only after --allow-remote: its clients may call it by any name.
+        self.any_host = not _is_loopback(bound)
+
+    def host_allowed(self, host: str) -> bool:
+        """Whether a request's ``Host`` header names this server."""
+        return self.any_host or host.strip().lower() in self.allowed_hosts
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up is no error of the server: logged without a traceback."""
+        err = sys.exc_info()[1]
+        if isinstance(err, CLIENT_GONE):
+            logger.debug("%s hung up: %s", client_address, err)
+        else:
+            logger.exception("request from %s failed", client_address)
 
     @property
     def url(self) -> str:
@@ -360,7 +399,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer(self._post)
 
     def _answer(self, route: Callable[[str], tuple[str, bytes]]) -> None:
+        length = self.headers.get("Content-Length", "0").strip() or "0"
+        self._unread = int(length) if length.isdigit() else 0  # body bytes not read yet
         try:
+            self._check_origin()
             status, (content_type, payload) = 200, route(urlsplit(self.path).path)
         except PlayError as err:
             status, content_type, payload = err.status, "application/json", _json({"error": err.message})
@@ -368,13 +410,44 @@ class _Handler(BaseHTTPRequestHandler):
             logger.exception("%s %s failed", self.command, self.path)
             status, content_type = 500, "application/json"
             payload = _json({"error": f"{type(err).__name__}: {err}"})
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(payload)))
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("X-Content-Type-Options", "nosniff")
-        self.end_headers()
-        self.wfile.write(payload)
+        if self._unread or not length.isdigit():
+            self.close_connection = True  # what follows on this connection is the refused body
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(payload)))
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("X-Content-Type-Options", "nosniff")
+            self.end_headers()
+            self.wfile.write(payload)
+        except CLIENT_GONE as err:
+            logger.debug("%s %s: the client hung up before the answer (%s)", self.command, self.path, err)
+            self.close_connection = True
+            return
+        self._drain()
+
+    def _drain(self) -> None:
+        """Read and drop a refused body (up to ``DRAIN_BYTES``), so a client still sending it gets the answer
+        rather than a reset connection."""
+        left = min(self._unread, DRAIN_BYTES)
+        with contextlib.suppress(OSError):
+            self.connection.settimeout(DRAIN_TIMEOUT_S)
+            while left > 0:
+                chunk = self.rfile.read(min(left, 64 * 1024))
+                if not chunk:
+                    break
+                left -= len(chunk)
+
+    def _check_origin(self) -> None:
+        """403 unless ``Host`` names this server and ``Origin``, when sent, is this server's origin."""
+        host = self.headers.get("Host", "")
+        if not self.server.host_allowed(host):
+            raise PlayError(403, f"Host {host!r} is not this server; open {self.server.url}")
+        origin = self.headers.get("Origin")
+        if origin is not None and origin.strip().lower() != f"http://{host.strip().lower()}":
+            raise PlayError(
+                403, f"requests from {origin!r} are refused: only {self.server.url} drives this server"
+            )
 
     def _get(self, path: str) -> tuple[str, bytes]:
         session, jobs = self.server.session, self.server.jobs
@@ -402,19 +475,30 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _body(self) -> dict:
         length = self.headers.get("Content-Length", "0").strip() or "0"
-        if not length.isdigit() or int(length) > MAX_BODY_BYTES:
-            self.close_connection = True  # the body is left unread
-            if not length.isdigit():
-                raise PlayError(400, f"bad Content-Length header {length!r}")
+        if not length.isdigit():
+            raise PlayError(400, f"bad Content-Length header {length!r}")
+        if int(length) > MAX_BODY_BYTES:
             raise PlayError(413, f"request body of {length} bytes is over the limit of {MAX_BODY_BYTES}")
         raw = self.rfile.read(int(length))
+        self._unread = 0
+        kind = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if kind != "application/json":
+            raise PlayError(415, f"Content-Type must be application/json, got {kind or 'none'!r}")
         try:
             body = json.loads(raw) if raw.strip() else {}
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise PlayError(400, f"malformed JSON body: {err}") from None
+        except RecursionError:
+            raise PlayError(400, "malformed JSON body: nested too deeply") from None
         if not isinstance(body, dict):
             raise PlayError(400, f"the JSON body must be an object, got {type(body).__name__}")
         return body
+
+
+def _is_loopback(host: str) -> bool:
+    with contextlib.suppress(ValueError):  # a host name other than localhost counts as remote
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    return False
 
 
 def check_host(host: str, allow_remote: bool = False) -> None:
@@ -423,9 +507,8 @@ def check_host(host: str, allow_remote: bool = False) -> None:
     Raises:
         ValueError: ``host`` is not a loopback address and ``allow_remote`` is false.
     """
-    with contextlib.suppress(ValueError):  # a host name other than localhost counts as remote
-        if host == "localhost" or ipaddress.ip_address(host).is_loopback:
-            return
+    if _is_loopback(host):
+        return
     if not allow_remote:
         raise ValueError(
             f"--host {host} is not a loopback address: anyone who can reach it could drive this server and "
