@@ -52,7 +52,7 @@ import numpy as np
 from PIL import Image
 
 from envs.env import NavEnv
-from envs.rollout import batch_observation, write_video
+from envs.rollout import EpisodeRunner, batch_observation, write_video
 from envs.visualize import caption_strip, compose_frame, depth_to_rgb
 
 logger = logging.getLogger(__name__)
@@ -111,6 +111,8 @@ class PlaySession:
         if not 16 <= int(size) <= 1024:
             raise ValueError(f"size must be 16..1024 pixels, got {size}")
         self.env = NavEnv(task="vln", episodes=episodes, scenes_dir=scenes_dir, width=size, height=size)
+        # Steps go through the one rollout loop body; the actions are chosen here (keyboard, expert, agent).
+        self._runner = EpisodeRunner(self.env)
         self.size, self.output_dir = int(size), Path(output_dir)
         self.agent, self.agent_label = agent, agent_label or getattr(agent, "name", None)
         if hasattr(agent, "eval"):
@@ -133,7 +135,7 @@ class PlaySession:
             ids = ", ".join(self.episode_ids[:10]) + (", ..." if len(self.episode_ids) > 10 else "")
             raise PlayError(404, f"no episode_id {episode_id!r} in {self.env.dataset.source}; ids: {ids}")
         options = None if episode_id is None else {"episode_id": episode_id}
-        self._obs, _ = self.env.reset(seed=seed, options=options)
+        self._obs, _ = self._runner.reset(seed=seed, options=options)
         if self.agent is not None:
             self.agent.reset(1)
         self._steps, self._terminated, self._truncated, self.done = 0, False, False, False
@@ -176,7 +178,7 @@ class PlaySession:
             action = self.env.expert_action()
         if agent_action is not None and action != agent_action:
             self.agent.record_actions(np.array([action], dtype=np.int64))
-        self._obs, _, self._terminated, self._truncated, _ = self.env.step(int(action))
+        self._obs, _, self._terminated, self._truncated, _ = self._runner.step(int(action))
         self.done = self._terminated or self._truncated
         self._steps += 1
         self._controller, self._last_action = controller or "keyboard", int(action)
