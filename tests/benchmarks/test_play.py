@@ -331,7 +331,7 @@ def test_deeply_nested_json_is_a_400(session, body, caplog):
     def client(url):
         return _request(url, "POST", "/api/step", raw=body)
 
-    with caplog.at_level(logging.ERROR, logger="benchmarks.play"):
+    with caplog.at_level(logging.ERROR, logger="benchmarks.play_server"):
         status, kind, data = _serve(session, client)
     assert (status, kind) == (400, "application/json") and "nested too deeply" in data["error"]
     assert "Traceback" not in caplog.text and "RecursionError" not in caplog.text
@@ -354,7 +354,7 @@ def test_oversized_and_abandoned_bodies_are_answered_without_a_traceback(session
             sock.close()
         return answer, _api(url, "/api/state")
 
-    with caplog.at_level(logging.DEBUG, logger="benchmarks.play"):
+    with caplog.at_level(logging.DEBUG, logger="benchmarks.play_server"):
         answer, state = _serve(session, client)
     assert answer.startswith(b"HTTP/1.1 413") and state["episode_id"]
     assert "Traceback" not in caplog.text + capfd.readouterr().err
