@@ -210,27 +210,34 @@ def newest_intact(run_dir: str | os.PathLike) -> tuple[Path | None, list[Checkpo
 
 def find_agent_dir(path: str | os.PathLike) -> Path:
     """The agent folder (``config.json`` + ``model.safetensors``) of an agent folder, a checkpoint, a run or
-    its ``checkpoints/`` folder (``last``, else the highest step); symlinks resolved. The agent files of a
-    checkpoint with a manifest are verified.
+    its ``checkpoints/`` folder (the checkpoint ``last`` names, else the highest step); symlinks resolved.
+    The agent files of a checkpoint with a manifest are verified; a damaged checkpoint is never passed over
+    for an older one.
 
     Raises:
-        FileNotFoundError: none found; the message names ``path``, the agent names and the accepted forms.
-        CheckpointError: the agent files found are damaged.
+        FileNotFoundError: no agent folder, checkpoint or run at ``path``; the message names it, the agent
+            names and the accepted forms.
+        CheckpointError: the checkpoint's agent files are missing or damaged; the message names the file.
     """
     from agents.base import AGENTS
 
     path = Path(path)
-    found = [path, path / "agent"]
-    for root in (path / "checkpoints", path):
-        if root.is_dir() and root.name == "checkpoints":
-            found += [step / "agent" for step in candidates(root)]
-    for agent_dir in found:
-        if (agent_dir / "config.json").is_file() and (agent_dir / "model.safetensors").is_file():
-            agent_dir = agent_dir.resolve()
-            if agent_dir.name == "agent":
-                verify_checkpoint(agent_dir.parent, only="agent/")
-            return agent_dir
-    raise FileNotFoundError(
-        f"{path}: not a registered agent ({', '.join(AGENTS.names())}) nor an agent folder "
-        "(config.json + model.safetensors), checkpoint <run>/checkpoints/<step>, or run folder"
-    )
+    root = path if path.name == "checkpoints" else path / "checkpoints"
+    if all((path / name).is_file() for name in ("config.json", "model.safetensors")):
+        agent_dir = path
+    elif (path / "agent").is_dir():
+        agent_dir = path / "agent"
+    elif root.is_dir() and candidates(root):
+        agent_dir = candidates(root)[0] / "agent"
+    else:
+        raise FileNotFoundError(
+            f"{path}: not a registered agent ({', '.join(AGENTS.names())}) nor an agent folder "
+            "(config.json + model.safetensors), checkpoint <run>/checkpoints/<step>, or run folder"
+        )
+    agent_dir = agent_dir.resolve()
+    for name in ("config.json", "model.safetensors"):
+        if not (agent_dir / name).is_file():
+            raise CheckpointError(agent_dir / name, "missing; expected an agent folder written by Agent.save")
+    if agent_dir.name == "agent":
+        verify_checkpoint(agent_dir.parent, only="agent/")
+    return agent_dir

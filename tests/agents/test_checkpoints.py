@@ -54,3 +54,11 @@ def test_benchmarks_do_not_import_trainers():
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_evaluation_never_passes_over_a_damaged_latest_for_an_older_one(run):
+    weights = run / "checkpoints" / "000003" / "agent" / "model.safetensors"
+    weights.unlink()
+    for form in (run, run / "checkpoints", run / "checkpoints" / "last"):
+        with pytest.raises(CheckpointError, match=f"{weights}: missing"):
+            find_agent_dir(form)
