@@ -313,7 +313,11 @@ class Agent(nn.Module, abc.ABC):
 
     @classmethod
     def load(cls, directory: str | os.PathLike, device: torch.device | str | None = None) -> Agent:
-        """Rebuild an agent written by :meth:`save`; the class is looked up by the saved name."""
+        """Rebuild an agent written by :meth:`save`; the class is looked up by the saved name.
+
+        Raises:
+            FileNotFoundError: a file is missing. ValueError: a file is damaged or does not fit; both name it.
+        """
         directory = Path(directory)
         config_path = directory / CONFIG_FILE
         if not config_path.is_file():

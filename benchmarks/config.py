@@ -178,26 +178,16 @@ def training_camera(checkpoint: Path, run_dir: Path | None) -> dict[str, Any] | 
 
 def find_agent_dir(path: Path) -> Path:
     """The agent folder (``config.json`` + ``model.safetensors``) of an agent folder, a checkpoint, a run or
-    its ``checkpoints/`` folder (``last``, else the highest step); symlinks resolved.
+    its ``checkpoints/`` folder (``last``, else the highest step); symlinks resolved. The layout is read by
+    :func:`agents.checkpoints.find_agent_dir`, which also verifies a checkpoint's agent files.
 
     Raises:
         FileNotFoundError: none found; the message names ``path``, the agent names and the accepted forms.
+        agents.checkpoints.CheckpointError: the agent files are damaged; the message names the file.
     """
-    candidates = [path, path / "agent"]
-    for root in (path / "checkpoints", path):
-        if root.is_dir() and (root.name == "checkpoints" or root == path / "checkpoints"):
-            last = root / "last"
-            name = (root / "last.txt").read_text().strip() if (root / "last.txt").is_file() else None
-            steps = sorted((p for p in root.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
-            candidates += [last / "agent"] + ([root / name / "agent"] if name else [])
-            candidates += [s / "agent" for s in reversed(steps)]
-    for c in candidates:
-        if (c / "config.json").is_file() and (c / "model.safetensors").is_file():
-            return c.resolve()
-    raise FileNotFoundError(
-        f"{path}: not a registered agent ({', '.join(AGENTS.names())}) nor an agent folder "
-        "(config.json + model.safetensors), checkpoint <run>/checkpoints/<step>, or run folder"
-    )
+    from agents import checkpoints
+
+    return checkpoints.find_agent_dir(path)
 
 
 def build_benchmark(cfg: DictConfig) -> EpisodeBenchmark:

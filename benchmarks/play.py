@@ -14,56 +14,52 @@ environment at ``http://127.0.0.1:8765/`` (standard library only; JSON in and ou
 - ``POST /api/video {}``: writes the episode so far as an MP4 (RGB | depth | map + caption), returns
   ``{"path", "frames"}``.
 
-Refused requests get a 4xx status and ``{"error": message}``. All environment work runs on the one thread that
-calls :meth:`JobQueue.work` (the main thread of the command): the process's EGL context renders only on the
-thread where it is current, and one owner thread also serialises the requests. A loaded agent sees every step
-whoever chose the action, so its memory follows the episode (``record_actions`` gives it the executed action).
+Refused requests get a 4xx status and ``{"error": message}``; only the page this server serves may drive it
+(see :mod:`benchmarks.play_server`, the HTTP side).
+
+All environment work runs on the one thread that calls :meth:`JobQueue.work` (the main thread of the command):
+the process's EGL context renders only on the thread where it is current, and one owner thread also
+serialises the requests. A loaded agent sees every step whoever chose the action, so its memory follows the
+episode (``record_actions`` gives it the executed action); every step goes through
+:class:`envs.rollout.EpisodeRunner`, the rollout loop's body.
 """
 
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
-import contextlib
 import io
-import ipaddress
-import json
 import logging
 import math
-import queue
 import re
-import threading
 import time
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import numpy as np
 from PIL import Image
 
+from benchmarks.play_server import (
+    MAX_BODY_BYTES,
+    MAX_RUN_STEPS,
+    JobQueue,
+    PlayError,
+    PlayServer,
+    check_host,
+    start_server,
+)
 from envs.env import NavEnv
-from envs.rollout import batch_observation, write_video
+from envs.rollout import EpisodeRunner, batch_observation, write_video
 from envs.visualize import caption_strip, compose_frame, depth_to_rgb
+
+__all__ = [
+    "MAX_BODY_BYTES", "JobQueue", "PlayError", "PlayServer", "PlaySession", "check_host", "load_play_agent",
+    "main", "start_server",
+]  # fmt: skip
 
 logger = logging.getLogger(__name__)
 
 ACTION_NAMES = ("STOP", "FORWARD", "LEFT", "RIGHT")
-CONTROLLERS = ("expert", "agent")
 IMAGES = ("rgb", "depth", "map", "frame")
-STATIC_DIR = Path(__file__).with_name("play_static")
-MAX_BODY_BYTES = 64 * 1024
-MAX_RUN_STEPS = 10_000
-JOB_TIMEOUT_S = 600.0
-
-
-class PlayError(Exception):
-    """A refused request: the HTTP ``status`` and a ``message`` for the client."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status, self.message = status, message
 
 
 def _png(image: np.ndarray) -> bytes:
@@ -98,6 +94,8 @@ class PlaySession:
         if not 16 <= int(size) <= 1024:
             raise ValueError(f"size must be 16..1024 pixels, got {size}")
         self.env = NavEnv(task="vln", episodes=episodes, scenes_dir=scenes_dir, width=size, height=size)
+        # Steps go through the one rollout loop body; the actions are chosen here (keyboard, expert, agent).
+        self._runner = EpisodeRunner(self.env)
         self.size, self.output_dir = int(size), Path(output_dir)
         self.agent, self.agent_label = agent, agent_label or getattr(agent, "name", None)
         if hasattr(agent, "eval"):
@@ -120,7 +118,7 @@ class PlaySession:
             ids = ", ".join(self.episode_ids[:10]) + (", ..." if len(self.episode_ids) > 10 else "")
             raise PlayError(404, f"no episode_id {episode_id!r} in {self.env.dataset.source}; ids: {ids}")
         options = None if episode_id is None else {"episode_id": episode_id}
-        self._obs, _ = self.env.reset(seed=seed, options=options)
+        self._obs, _ = self._runner.reset(seed=seed, options=options)
         if self.agent is not None:
             self.agent.reset(1)
         self._steps, self._terminated, self._truncated, self.done = 0, False, False, False
@@ -163,7 +161,7 @@ class PlaySession:
             action = self.env.expert_action()
         if agent_action is not None and action != agent_action:
             self.agent.record_actions(np.array([action], dtype=np.int64))
-        self._obs, _, self._terminated, self._truncated, _ = self.env.step(int(action))
+        self._obs, _, self._terminated, self._truncated, _ = self._runner.step(int(action))
         self.done = self._terminated or self._truncated
         self._steps += 1
         self._controller, self._last_action = controller or "keyboard", int(action)
@@ -248,192 +246,6 @@ class PlaySession:
         self.env.close()
 
 
-class JobQueue:
-    """Runs callables on the one thread that calls :meth:`work` (the thread whose EGL context renders)."""
-
-    def __init__(self) -> None:
-        self._queue: queue.Queue = queue.Queue()
-
-    def call(self, fn: Callable[[], Any], timeout: float = JOB_TIMEOUT_S) -> Any:
-        """``fn()`` run on the working thread: its result, or its exception raised here (503 on timeout)."""
-        future: concurrent.futures.Future = concurrent.futures.Future()
-        self._queue.put((future, fn))
-        try:
-            return future.result(timeout)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
-            raise PlayError(503, f"the environment did not answer within {timeout:.0f} s") from None
-
-    def work(self, until: Callable[[], bool] | None = None, poll_s: float = 0.05) -> None:
-        """Run queued calls on this thread until ``until()`` is true (forever when None)."""
-        while until is None or not until():
-            try:
-                future, fn = self._queue.get(timeout=poll_s)
-            except queue.Empty:
-                continue
-            if future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(fn())
-                except Exception as err:  # the request that asked answers with it
-                    future.set_exception(err)
-
-
-def _integer(low: int, high: int, what: str) -> Callable[[str, Any], int]:
-    def check(key: str, value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise PlayError(400, f"field {key!r} must be an integer {what}, got {json.dumps(value)}")
-        return value
-
-    return check
-
-
-def _controller(key: str, value: Any) -> str:
-    if value not in CONTROLLERS:
-        raise PlayError(400, f"field {key!r} must be one of {list(CONTROLLERS)}, got {json.dumps(value)}")
-    return value
-
-
-def _episode_id(key: str, value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise PlayError(400, f"field {key!r} must be a string, got {json.dumps(value)}")
-    return str(value)
-
-
-_SEED = _integer(0, 2**63 - 1, ">= 0")
-_ACTION = _integer(0, 3, "0..3 (0 STOP, 1 FORWARD, 2 LEFT, 3 RIGHT)")
-_MAX_STEPS = _integer(1, MAX_RUN_STEPS, f"1..{MAX_RUN_STEPS}")
-# POST path -> (PlaySession method, {field: validator}, required fields)
-_POST_ROUTES: dict[str, tuple[str, dict[str, Callable[[str, Any], Any]], tuple[str, ...]]] = {
-    "/api/reset": ("reset", {"episode_id": _episode_id, "seed": _SEED}, ()),
-    "/api/step": ("step", {"action": _ACTION, "controller": _controller}, ()),
-    "/api/run": ("run", {"controller": _controller, "max_steps": _MAX_STEPS}, ("controller",)),
-    "/api/video": ("save_video", {}, ()),
-}
-_GET_ROUTES = {"/api/state": "state", "/api/episodes": "episodes"}
-_CONTENT_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
-
-
-def _arguments(path: str, body: dict) -> dict[str, Any]:
-    """The validated keyword arguments of the session method behind a POST path."""
-    _, fields, required = _POST_ROUTES[path]
-    unknown, missing = sorted(set(body) - set(fields)), [k for k in required if k not in body]
-    if unknown or missing:
-        problem = f"unknown field(s) {unknown}" if unknown else f"missing field(s) {missing}"
-        raise PlayError(400, f"{path}: {problem}; fields: {list(fields)}, required: {list(required)}")
-    return {key: fields[key](key, value) for key, value in body.items() if value is not None}
-
-
-def _json(data: Any) -> bytes:
-    return json.dumps(data, allow_nan=False).encode()
-
-
-class PlayServer(ThreadingHTTPServer):
-    """Serves a :class:`PlaySession`; requests hand the environment work to :attr:`jobs` (see
-    :func:`start_server`)."""
-
-    daemon_threads = True
-
-    def __init__(self, session: PlaySession, host: str = "127.0.0.1", port: int = 8765) -> None:
-        super().__init__((host, port), _Handler)
-        self.session, self.jobs = session, JobQueue()
-        # Static files are found by exact name in this table: a request path is never joined to a folder.
-        self.static_files = {p.name: p for p in STATIC_DIR.iterdir() if p.is_file()}
-
-    @property
-    def url(self) -> str:
-        """The page's address."""
-        host, port = self.server_address[:2]
-        return f"http://{f'[{host}]' if ':' in host else host}:{port}/"
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: PlayServer
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("%s %s", self.address_string(), format % args)
-
-    def do_GET(self) -> None:
-        self._answer(self._get)
-
-    def do_POST(self) -> None:
-        self._answer(self._post)
-
-    def _answer(self, route: Callable[[str], tuple[str, bytes]]) -> None:
-        try:
-            status, (content_type, payload) = 200, route(urlsplit(self.path).path)
-        except PlayError as err:
-            status, content_type, payload = err.status, "application/json", _json({"error": err.message})
-        except Exception as err:
-            logger.exception("%s %s failed", self.command, self.path)
-            status, content_type = 500, "application/json"
-            payload = _json({"error": f"{type(err).__name__}: {err}"})
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(payload)))
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("X-Content-Type-Options", "nosniff")
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def _get(self, path: str) -> tuple[str, bytes]:
-        session, jobs = self.server.session, self.server.jobs
-        if path in _GET_ROUTES:
-            return "application/json", _json(jobs.call(getattr(session, _GET_ROUTES[path])))
-        image = re.fullmatch(r"/frame/(\w+)\.png", path)
-        if image:
-            return "image/png", jobs.call(lambda: session.image_png(image.group(1)))
-        if path in _POST_ROUTES:
-            raise PlayError(405, f"{path} takes POST, not GET")
-        name = "index.html" if path in ("/", "/index.html") else None
-        if path.startswith("/static/"):
-            name = path.removeprefix("/static/")
-        file = self.server.static_files.get(name)
-        if file is None:
-            raise PlayError(404, f"not found: {path}")
-        return _CONTENT_TYPES.get(file.suffix, "application/octet-stream"), file.read_bytes()
-
-    def _post(self, path: str) -> tuple[str, bytes]:
-        if path not in _POST_ROUTES:
-            raise PlayError(405 if path in _GET_ROUTES else 404, f"no POST endpoint {path}")
-        kwargs = _arguments(path, self._body())
-        method = getattr(self.server.session, _POST_ROUTES[path][0])
-        return "application/json", _json(self.server.jobs.call(lambda: method(**kwargs)))
-
-    def _body(self) -> dict:
-        length = self.headers.get("Content-Length", "0").strip() or "0"
-        if not length.isdigit() or int(length) > MAX_BODY_BYTES:
-            self.close_connection = True  # the body is left unread
-            if not length.isdigit():
-                raise PlayError(400, f"bad Content-Length header {length!r}")
-            raise PlayError(413, f"request body of {length} bytes is over the limit of {MAX_BODY_BYTES}")
-        raw = self.rfile.read(int(length))
-        try:
-            body = json.loads(raw) if raw.strip() else {}
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise PlayError(400, f"malformed JSON body: {err}") from None
-        if not isinstance(body, dict):
-            raise PlayError(400, f"the JSON body must be an object, got {type(body).__name__}")
-        return body
-
-
-def check_host(host: str, allow_remote: bool = False) -> None:
-    """Refuse a non-loopback ``host`` unless ``allow_remote`` (then warn): the page drives this process.
-
-    Raises:
-        ValueError: ``host`` is not a loopback address and ``allow_remote`` is false.
-    """
-    with contextlib.suppress(ValueError):  # a host name other than localhost counts as remote
-        if host == "localhost" or ipaddress.ip_address(host).is_loopback:
-            return
-    if not allow_remote:
-        raise ValueError(
-            f"--host {host} is not a loopback address: anyone who can reach it could drive this server and "
-            "write files; pass --allow-remote to listen there anyway"
-        )
-    logger.warning("listening on %s: anyone who can reach this address can drive the server", host)
-
-
 def load_play_agent(source: str, device: str = "cpu") -> tuple[Any, str]:
     """``(agent, label)`` from an agent folder, a checkpoint (``<run>/checkpoints/<step>`` or ``last``), a run
     folder, or the name of a built-in agent without weights (``expert``, ``random``, ``forward``).
@@ -452,15 +264,6 @@ def load_play_agent(source: str, device: str = "cpu") -> tuple[Any, str]:
     agent_dir = find_agent_dir(Path(source))
     agent = load_agent(agent_dir, device=device)
     return agent, f"{agent.name} ({agent_dir})"
-
-
-def start_server(session: PlaySession, host: str = "127.0.0.1", port: int = 8765) -> PlayServer:
-    """Serve ``session`` from a background thread (``port=0``: a free port). The caller then runs
-    ``server.jobs.work(...)`` on the thread that built the session, and ``server.shutdown()`` at the end."""
-    server = PlayServer(session, host, port)
-    # A short poll interval makes shutdown() quick; requests are answered at once whatever it is.
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    return server
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -19,9 +19,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
+from agents.hydra_configs import check_known_keys  # noqa: E402
 from benchmarks.config import agent_entries, build_benchmark, output_dirs, register_configs  # noqa: E402
 from benchmarks.report import write_report  # noqa: E402
-from envs.fileio import atomic_write  # noqa: E402
+from envs.fileio import atomic_write, removed_on_failure  # noqa: E402
 
 logger = logging.getLogger("benchmarks.run")
 register_configs()
@@ -30,25 +31,28 @@ register_configs()
 @hydra.main(config_path="../configs", config_name="eval", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     """Evaluate every agent of ``cfg`` on the same episodes, then write the report."""
+    check_known_keys(cfg)
     entries = agent_entries(cfg)
     bench = build_benchmark(cfg)
     out, dirs = output_dirs(cfg, [e.label for e in entries])
-    atomic_write(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True).encode())
-    try:
-        for entry, folder in zip(entries, dirs, strict=True):
-            random.seed(cfg.benchmark.seed)
-            np.random.seed(cfg.benchmark.seed)
-            torch.manual_seed(cfg.benchmark.seed)
-            summary, _ = bench.run(
-                entry.agent, folder, label=entry.label, checkpoint=entry.checkpoint,
-                deterministic=cfg.benchmark.deterministic, progress=cfg.progress, camera=entry.camera,
-            )  # fmt: skip
-            logger.info("%s on %s: %s -> %s", entry.label, bench.name, summary["metrics"], folder)
-    finally:
-        bench.close()
-    if cfg.report:
-        report = write_report(dirs, runs=[e.run_dir for e in entries if e.run_dir is not None], out=out)
-        logger.info("report: %s", report)
+    # A failed evaluation (a bad scene or start shows only when its episode runs) leaves nothing behind.
+    with removed_on_failure(out):
+        atomic_write(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True).encode())
+        try:
+            for entry, folder in zip(entries, dirs, strict=True):
+                random.seed(cfg.benchmark.seed)
+                np.random.seed(cfg.benchmark.seed)
+                torch.manual_seed(cfg.benchmark.seed)
+                summary, _ = bench.run(
+                    entry.agent, folder, label=entry.label, checkpoint=entry.checkpoint,
+                    deterministic=cfg.benchmark.deterministic, progress=cfg.progress, camera=entry.camera,
+                )  # fmt: skip
+                logger.info("%s on %s: %s -> %s", entry.label, bench.name, summary["metrics"], folder)
+        finally:
+            bench.close()
+        if cfg.report:
+            report = write_report(dirs, runs=[e.run_dir for e in entries if e.run_dir is not None], out=out)
+            logger.info("report: %s", report)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """Atomic file writes: nothing half-written is ever visible under the final name.
 
+:func:`removed_on_failure` is the folder-level counterpart: a failed command removes the outputs it created.
+
 Data goes to a temporary file in the destination folder (named ``.<name>.<pid>.<random>.tmp`` so a later run
 can tell a dead writer's leftovers from a live one's), is flushed and fsynced, then renamed over the
 destination.
@@ -10,8 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
@@ -45,3 +48,39 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (see the module docstring)."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+
+@contextlib.contextmanager
+def removed_on_failure(folder: str | os.PathLike, keep: Callable[[], bool] | None = None) -> Iterator[None]:
+    """Run a block that writes into ``folder``; when it raises, remove what it created there and re-raise.
+
+    Only what did not exist on entry goes: ``folder`` itself (and the parent folders made for it, when they
+    are left empty) if it was missing, else the entries of ``folder`` that appeared. Nothing is removed when
+    ``keep()`` says the block saved something worth keeping (a checkpoint to resume from).
+    """
+    folder = Path(folder)
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
+    before = set(os.listdir(folder)) if not created and folder.is_dir() else None
+    try:
+        yield
+    except BaseException:
+        if keep is None or not keep():
+            _remove_created(folder, created, before)
+        raise
+
+
+def _remove_created(folder: Path, created: list[Path], before: set[str] | None) -> None:
+    if created:
+        shutil.rmtree(folder, ignore_errors=True)
+        for parent in created[1:]:  # made by mkdir(parents=True); another run may have used them since
+            with contextlib.suppress(OSError):
+                parent.rmdir()
+        return
+    if before is None or not folder.is_dir():
+        return
+    for name in sorted(set(os.listdir(folder)) - before):
+        path = folder / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)

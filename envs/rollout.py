@@ -1,10 +1,11 @@
 """THE rollout loop: the only place where ``env.step`` is called.
 
 Evaluation, DAgger collection (through hooks that relabel with the expert and mix actions) and the
-benchmarks all run episodes through :func:`rollout`. A policy is either an agent (an object with
-``reset(n_envs)`` and ``act(obs, deterministic) -> (B,) actions`` on batched observations; a
-``torch.nn.Module`` is put in eval mode and run under ``torch.inference_mode()``) or a plain callable
-``policy(obs) -> action`` on one observation.
+benchmarks all run episodes through :func:`rollout`; the interactive viewer steps one episode at a time
+through :class:`EpisodeRunner`, whose ``step`` is the loop body of :func:`rollout`. A policy is either an
+agent (an object with ``reset(n_envs)`` and ``act(obs, deterministic) -> (B,) actions`` on batched
+observations; a ``torch.nn.Module`` is put in eval mode and run under ``torch.inference_mode()``) or a plain
+callable ``policy(obs) -> action`` on one observation.
 """
 
 from __future__ import annotations
@@ -138,6 +139,100 @@ class _Policy:
             module.train(was_training)
 
 
+class EpisodeRunner:
+    """One episode at a time, one step at a time: the loop body of :func:`rollout`, for callers that decide
+    when to step (the interactive viewer).
+
+    :meth:`step` takes the policy's action (or the one given), lets every hook's ``choose_action`` change it,
+    calls ``env.step`` and the hooks' ``on_step``, and records the action, reward and pose; :meth:`finish`
+    fills in the metrics, poses and video and calls ``on_episode_end``.
+
+    Args:
+        env: a NavGym environment (possibly wrapped).
+        policy: an agent or a callable (see the module docstring), or None when every :meth:`step` is given
+            its action.
+        hooks: callbacks, run exactly as in :func:`rollout`.
+        deterministic: passed to ``agent.act``.
+    """
+
+    def __init__(
+        self, env: gym.Env, policy: Any = None, hooks: Sequence[RolloutHook] = (), deterministic: bool = True
+    ) -> None:
+        self.env, self.hooks = env, tuple(hooks)
+        self.policy = None if policy is None else _Policy(policy, deterministic)
+        self.result: EpisodeResult | None = None
+        self.obs: dict = {}
+        self.info: dict = {}
+        self.terminated = self.truncated = False
+        self._poses: list[tuple[np.ndarray, np.ndarray]] = []
+        self._frames: list[np.ndarray] | None = None
+
+    @property
+    def done(self) -> bool:
+        """Whether the episode ended (``terminated``: STOP or the goal; ``truncated``: the step limit)."""
+        return self.terminated or self.truncated
+
+    def reset(
+        self, seed: int | None = None, options: dict | None = None, record_video: bool = False
+    ) -> tuple[dict, dict]:
+        """``env.reset(seed, options)``, then the policy's ``reset`` and the hooks' ``on_episode_start``;
+        returns ``(obs, info)``. ``record_video`` keeps a frame per step for :meth:`finish`."""
+        obs, info = self.env.reset(seed=seed, options=options)
+        if self.policy is not None:
+            self.policy.reset()
+        base = self.env.unwrapped
+        self.result = EpisodeResult(
+            info["episode_id"], info["scene_id"], str(obs.get("instruction_text", ""))
+        )
+        for hook in self.hooks:
+            hook.on_episode_start(self.env, obs, info)
+        self.obs, self.info, self.terminated, self.truncated = obs, info, False, False
+        self._poses = [_pose(base)]
+        self._frames = [_frame(base, obs)] if record_video else None
+        return obs, info
+
+    def step(self, action: Any = None) -> tuple[dict, float, bool, bool, dict]:
+        """One step with ``action`` (None: the policy's); returns what ``env.step`` returned.
+
+        Raises:
+            RuntimeError: before :meth:`reset` or after the episode ended.
+            ValueError: no ``action`` and no policy.
+        """
+        if self.result is None or self.done:
+            raise RuntimeError("EpisodeRunner.step: no episode running; call reset() first")
+        if action is None:
+            if self.policy is None:
+                raise ValueError("EpisodeRunner.step: give an action (this runner has no policy)")
+            action = self.policy(self.env, self.obs)
+        for hook in self.hooks:
+            action = hook.choose_action(self.env, self.obs, action)
+        next_obs, reward, terminated, truncated, info = self.env.step(action)
+        for hook in self.hooks:
+            hook.on_step(self.env, self.obs, action, reward, terminated, truncated, info)
+        self.result.actions.append(action.tolist() if isinstance(action, np.ndarray) else int(action))
+        self.result.total_reward += float(reward)
+        self._poses.append(_pose(self.env.unwrapped))
+        self.obs, self.info, self.terminated, self.truncated = next_obs, info, terminated, truncated
+        if self._frames is not None:
+            self._frames.append(_frame(self.env.unwrapped, next_obs))
+        return next_obs, reward, terminated, truncated, info
+
+    def finish(self, video_dir: Path | None = None) -> EpisodeResult:
+        """The episode's result: final metrics, poses, the video (into ``video_dir`` when frames were
+        recorded); calls the hooks' ``on_episode_end``."""
+        result = self.result
+        if result is None:
+            raise RuntimeError("EpisodeRunner.finish: no episode; call reset() first")
+        result.metrics = dict(self.info.get("metrics", {}))
+        result.positions = np.array([p for p, _ in self._poses], np.float32)
+        result.rotations = np.array([r for _, r in self._poses], np.float32)
+        if video_dir is not None and self._frames is not None:
+            result.video = str(write_video(self._frames, video_dir / f"episode_{result.episode_id}.mp4"))
+        for hook in self.hooks:
+            hook.on_episode_end(self.env, result)
+        return result
+
+
 def rollout(
     env: gym.Env,
     policy: Any,
@@ -175,57 +270,16 @@ def rollout(
     plan: list[dict | None] = (
         [{"episode_id": e} for e in episode_ids] if episode_ids is not None else [None] * int(n_episodes)
     )
-    runner = _Policy(policy, deterministic)
+    runner = EpisodeRunner(env, policy, hooks, deterministic)
     results = []
-    with runner.evaluating():
+    with runner.policy.evaluating():
         for k, options in enumerate(tqdm(plan, desc=desc, disable=not progress, leave=False)):
             record = video_dir is not None and k < n_videos
-            results.append(
-                _run_episode(
-                    env, runner, options, seed if k == 0 else None, hooks, Path(video_dir) if record else None
-                )
-            )
+            runner.reset(seed if k == 0 else None, options, record_video=record)
+            while not runner.done:
+                runner.step()
+            results.append(runner.finish(Path(video_dir) if record else None))
     return results
-
-
-def _run_episode(
-    env: gym.Env,
-    runner: _Policy,
-    options: dict | None,
-    seed: int | None,
-    hooks: Sequence[RolloutHook],
-    video_dir: Path | None,
-) -> EpisodeResult:
-    obs, info = env.reset(seed=seed, options=options)
-    runner.reset()
-    base = env.unwrapped
-    result = EpisodeResult(info["episode_id"], info["scene_id"], str(obs.get("instruction_text", "")))
-    for hook in hooks:
-        hook.on_episode_start(env, obs, info)
-    poses = [_pose(base)]
-    frames = [_frame(base, obs)] if video_dir is not None else []
-    done = False
-    while not done:
-        action = runner(env, obs)
-        for hook in hooks:
-            action = hook.choose_action(env, obs, action)
-        next_obs, reward, terminated, truncated, info = env.step(action)
-        for hook in hooks:
-            hook.on_step(env, obs, action, reward, terminated, truncated, info)
-        result.actions.append(action.tolist() if isinstance(action, np.ndarray) else int(action))
-        result.total_reward += float(reward)
-        poses.append(_pose(base))
-        obs, done = next_obs, terminated or truncated
-        if video_dir is not None:
-            frames.append(_frame(base, obs))
-    result.metrics = dict(info.get("metrics", {}))
-    result.positions = np.array([p for p, _ in poses], np.float32)
-    result.rotations = np.array([r for _, r in poses], np.float32)
-    if video_dir is not None:
-        result.video = str(write_video(frames, video_dir / f"episode_{result.episode_id}.mp4"))
-    for hook in hooks:
-        hook.on_episode_end(env, result)
-    return result
 
 
 def _pose(env: gym.Env) -> tuple[np.ndarray, np.ndarray]:

@@ -26,8 +26,9 @@ step "2/4 collect expert trajectories -> $OUT/expert"
 "$PY" -m trainers.data.collect --data "$DATA" --split train --out "$OUT/expert" --store-frames --size 64
 
 step "3/4 train CMA with DAgger on $DEVICE -> $OUT/cma"
+# A run folder is continued, whether or not its run got as far as a checkpoint (a new run would be refused).
 resume=false
-[ -e "$OUT/cma/checkpoints/last" ] && resume=true
+[ -d "$OUT/cma" ] && [ -n "$(ls -A "$OUT/cma")" ] && resume=true
 "$PY" trainers/run.py experiment=demo agent=cma data.dir="$DATA" data.init_store="$OUT/expert" \
   run_dir="$OUT/cma" device="$DEVICE" resume=$resume
 

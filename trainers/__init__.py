@@ -6,7 +6,7 @@
   (``dagger``).
 - :mod:`trainers.config`: the structured configs.
 - :mod:`trainers.data`: the trajectory store, expert / DAgger collection, render-on-read datasets, samplers.
-- :mod:`trainers.checkpoint`, :mod:`trainers.logging`, :mod:`trainers.distributed`: checkpoints with exact
+- :mod:`trainers.checkpoint`, :mod:`trainers.metrics`, :mod:`trainers.distributed`: checkpoints with exact
   resume, metric sinks, torchrun helpers.
 """
 

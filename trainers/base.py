@@ -56,7 +56,7 @@ from trainers.data.dataset import (
 )
 from trainers.data.store import TrajectoryStore
 from trainers.data.windows import WindowBatchSampler, WindowDataset, collate_windows, sample_count
-from trainers.logging import MetricsLogger
+from trainers.metrics import MetricsLogger
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ class Trainer(abc.ABC):
         every step is labelled with the expert's action (:mod:`trainers.data.collect`). Ranks collect
         disjoint slots.
         """
-        from trainers.data.collect import collect, episode_plan, make_env
+        from trainers.data.collect import collect, episode_plan, make_env, round_totals
 
         d, interface = self.cfg.data, self.interface
         mode = d.action_mode or interface.action_mode
@@ -178,12 +178,10 @@ class Trainer(abc.ABC):
             store_frames=self.cfg.data.store_frames, rank=info.rank, world_size=info.world_size,
             progress=info.is_main,
         )  # fmt: skip
-        mine = [
-            len(results),
-            sum(len(r.actions) for r in results),
-            sum(r.metrics["success"] for r in results),
-        ]
-        n, steps, success = (sum(col) for col in zip(*distributed.all_gather_objects(mine), strict=True))
+        # Steps collected now give the rate; the round's episodes in the store (a resumed collection's too)
+        # give the totals. The gather also waits for every rank's appends.
+        steps = sum(distributed.all_gather_objects(sum(len(r.actions) for r in results)))
+        n, _, success = round_totals(TrajectoryStore(self.store_dir, readonly=True), round.index)
         # Training after a collection does not depend on how much of it an interrupted run had done.
         distributed.seed_everything(self.cfg.seed + 7919 * (round.index + 1), info.rank)
         metrics = {"collect/round": round.index, "collect/beta": round.beta, "collect/episodes": n}

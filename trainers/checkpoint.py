@@ -12,6 +12,7 @@ On-disk layout::
           rng.json             {"ranks": [state of rank 0, rank 1, ...]}, each from ``capture_rng_state``:
                                python ``random``, numpy's global bit generator, torch CPU and CUDA states
           config.json, config.yaml   the resolved run config (only when one was given)
+        checksums.json         SHA-256 of every other file, written last (see :mod:`agents.checkpoints`)
       last                     symlink to the newest saved ``<step:06d>`` (``last.txt`` holding its name
                                where the filesystem has no symlinks)
       .tmp-<step>-<hex>/       a save in progress, renamed to ``<step:06d>`` when complete
@@ -19,6 +20,9 @@ On-disk layout::
 A checkpoint appears under its final name only when complete (``os.rename`` of the fsynced temporary
 folder), so a save killed at any point leaves at most a ``.tmp-*`` folder, which readers ignore and the next
 save removes. One process saves per run (the main rank).
+The layout is read through :mod:`agents.checkpoints`, shared with the benchmarks. Resuming verifies the
+checksums: a damaged checkpoint is skipped with a warning naming the file, and the newest intact one is used
+(``last`` is pointed at it). Every read names its file when the file is not what was saved.
 ``extra_state`` carries the trainer's own resumable state (DAgger round, data-loader epoch and position, best
 metric...) and must be JSON-able. Nothing is unpickled beyond ``torch.load(weights_only=True)``.
 """
@@ -29,7 +33,6 @@ import json
 import logging
 import os
 import random
-import re
 import shutil
 import time
 import uuid
@@ -41,12 +44,23 @@ import numpy as np
 import torch
 import yaml
 
+from agents.checkpoints import (
+    CHECKSUMS_FILE,
+    LAYOUT,
+    CheckpointError,
+    checkpoints_dir,
+    list_checkpoints,
+    newest_intact,
+    read_json,
+    read_last,
+    verify_checkpoint,
+    write_checksums,
+)
+
 logger = logging.getLogger(__name__)
 
 FORMAT = "navgym-checkpoint"
 VERSION = 1
-LAYOUT = "<step:06d>/{agent/ (config.json, model.safetensors), training_state/state.json}"
-_STEP_DIR = re.compile(r"^\d{6,}$")
 
 
 @dataclass
@@ -158,6 +172,7 @@ def _write_training_state(state_dir: Path, step: int, optimizer, scheduler, extr
         "extra_state": extra_state or {},
         "optimizer": optimizer is not None,
         "scheduler": scheduler is not None,
+        "checksums": CHECKSUMS_FILE,
     }
     # Written last: its presence marks a complete training state.
     (state_dir / "state.json").write_text(_dumps("extra_state", meta) + "\n")
@@ -176,40 +191,29 @@ def _plain_config(config: Any) -> dict[str, Any] | None:
     )
 
 
-def _checkpoints_dir(run_dir: str | os.PathLike) -> Path:
-    run_dir = Path(run_dir)
-    return run_dir if run_dir.name == "checkpoints" else run_dir / "checkpoints"
-
-
-def _is_complete(path: Path) -> bool:
-    return (path / "agent").is_dir() and (path / "training_state" / "state.json").is_file()
-
-
-def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
-    """Complete checkpoints of a run (run folder or its ``checkpoints/``), oldest step first."""
-    root = _checkpoints_dir(run_dir)
-    if not root.is_dir():
-        return []
-    found = [p for p in root.iterdir() if _STEP_DIR.match(p.name) and not p.is_symlink() and _is_complete(p)]
-    return sorted(found, key=lambda p: int(p.name))
-
-
 def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
-    """The checkpoint ``last`` points at when it is complete, else the highest complete step; None if none.
+    """The newest intact checkpoint of a run: the one ``last`` points at when it verifies, else the highest
+    step that does; None when the run has none.
 
-    Temporary ``.tmp-*`` folders of interrupted saves and step folders without ``training_state/state.json``
-    are ignored.
+    A damaged checkpoint (see :func:`agents.checkpoints.verify_checkpoint`; a step folder without
+    ``training_state/state.json`` counts) is skipped with a warning naming its file, and ``last`` is then
+    pointed at the checkpoint returned. Temporary ``.tmp-*`` folders of interrupted saves are ignored.
+
+    Raises:
+        CheckpointError: the run has checkpoints but none is intact; the message names each damaged file.
     """
-    root = _checkpoints_dir(run_dir)
-    name = None
-    if (root / "last").is_symlink():
-        name = os.readlink(root / "last")
-    elif (root / "last.txt").is_file():
-        name = (root / "last.txt").read_text().strip()
-    if name and _STEP_DIR.match(Path(name).name) and _is_complete(root / Path(name).name):
-        return root / Path(name).name
-    found = list_checkpoints(root)
-    return found[-1] if found else None
+    root = checkpoints_dir(run_dir)
+    found, damaged = newest_intact(root)
+    for err in damaged:
+        logger.warning("skipping damaged checkpoint: %s", err)
+    if found is None:
+        if damaged:
+            raise CheckpointError(root, "no intact checkpoint: " + "; ".join(str(e) for e in damaged))
+        return None
+    if damaged and read_last(root) != found and os.environ.get("RANK", "0") == "0":
+        _update_last(root, found.name)
+        logger.warning("using %s, the newest intact checkpoint; `last` now points at it", found)
+    return found
 
 
 def _update_last(root: Path, name: str) -> None:
@@ -277,7 +281,7 @@ def save_checkpoint(
         raise ValueError(f"save_checkpoint: step must be an int >= 0, got {step!r}")
     if keep_last is not None and keep_last < 1:
         raise ValueError(f"save_checkpoint: keep_last must be >= 1 or None, got {keep_last}")
-    root = _checkpoints_dir(run_dir)
+    root = checkpoints_dir(run_dir)
     root.mkdir(parents=True, exist_ok=True)
     _remove_stale(root)
     final = root / f"{step:06d}"
@@ -288,6 +292,7 @@ def save_checkpoint(
         _unwrap(agent).save(tmp / "agent")
         training = (step, optimizer, scheduler, extra_state, _plain_config(config), rng_states)
         _write_training_state(tmp / "training_state", *training)
+        write_checksums(tmp)
         _fsync_tree(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -311,12 +316,12 @@ def resolve_checkpoint(path_or_run_dir: str | os.PathLike) -> Path:
             found = latest_checkpoint(path)
             if found is None:
                 raise FileNotFoundError(
-                    f"{_checkpoints_dir(path)}: no complete checkpoint (expected {LAYOUT})"
+                    f"{checkpoints_dir(path)}: no complete checkpoint (expected {LAYOUT})"
                 )
             return found
     for part in ("agent", "training_state/state.json"):
         if not (path / part).exists():
-            raise FileNotFoundError(f"{path}: missing {part}; expected a checkpoint laid out as {LAYOUT}")
+            raise FileNotFoundError(f"{path / part}: missing; expected a checkpoint laid out as {LAYOUT}")
     return path
 
 
@@ -342,28 +347,51 @@ def load_checkpoint(
         before building the optimiser over its parameters).
     """
     path = resolve_checkpoint(path_or_run_dir)
+    verify_checkpoint(path, only="training_state/")
     state_dir = path / "training_state"
-    meta = json.loads((state_dir / "state.json").read_text())
-    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
-        raise ValueError(f"{state_dir / 'state.json'}: expected format {FORMAT!r} version {VERSION}")
+    meta = read_json(state_dir / "state.json", f"a {FORMAT} state object")
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != VERSION:
+        raise CheckpointError(state_dir / "state.json", f"expected format {FORMAT!r} version {VERSION}")
+    if not isinstance(meta.get("step"), int) or not isinstance(meta.get("extra_state"), dict):
+        raise CheckpointError(state_dir / "state.json", "expected an int 'step' and an object 'extra_state'")
     for obj, name in ((optimizer, "optimizer"), (scheduler, "scheduler")):
-        if obj is None:
-            continue
-        file = state_dir / f"{name}.pt"
-        if not file.is_file():
-            raise FileNotFoundError(f"{file}: missing; this checkpoint was saved without a {name}")
-        obj.load_state_dict(torch.load(file, map_location="cpu", weights_only=True))
+        if obj is not None:
+            _load_state_dict(obj, state_dir / f"{name}.pt", name, saved=bool(meta.get(name)))
     if restore_rng:
-        ranks = json.loads((state_dir / "rng.json").read_text())["ranks"]
-        if rank >= len(ranks):
-            logger.warning(
-                "%s holds RNG states of %d ranks; rank %d uses rank %d's",
-                path,
-                len(ranks),
-                rank,
-                rank % len(ranks),
-            )
-        restore_rng_state(ranks[rank % len(ranks)])
+        _restore_rng(state_dir / "rng.json", rank, path)
     config_file = state_dir / "config.json"
-    config = json.loads(config_file.read_text()) if config_file.is_file() else None
+    config = read_json(config_file, "the run config as JSON") if config_file.is_file() else None
     return CheckpointState(path, int(meta["step"]), meta["extra_state"], config, path / "agent")
+
+
+def _restore_rng(file: Path, rank: int, path: Path) -> None:
+    """Restore this rank's RNG states from ``rng.json``, naming the file when it is not what was saved."""
+    data = read_json(file, '{"ranks": [RNG states of each rank]}')
+    ranks = data.get("ranks") if isinstance(data, dict) else None
+    if not isinstance(ranks, list) or not ranks:
+        raise CheckpointError(file, '"ranks" must be a non-empty list of RNG states')
+    if rank >= len(ranks):
+        n = len(ranks)
+        logger.warning("%s holds RNG states of %d ranks; rank %d uses rank %d's", path, n, rank, rank % n)
+    try:
+        restore_rng_state(ranks[rank % len(ranks)])
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise CheckpointError(file, f"not the RNG states save_checkpoint writes ({err})") from None
+
+
+def _load_state_dict(obj: Any, file: Path, name: str, saved: bool) -> None:
+    """Restore ``obj`` (an optimiser or scheduler) from ``file``, naming the file in every error."""
+    if not file.is_file():
+        if saved:
+            raise CheckpointError(file, f"missing; state.json says the {name} was saved")
+        raise FileNotFoundError(f"{file}: missing; this checkpoint was saved without a {name}")
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for a damaged file (RuntimeError, EOFError, ...)
+        raise CheckpointError(
+            file, f"not a readable torch state dict ({type(err).__name__}: {err})"
+        ) from None
+    try:
+        obj.load_state_dict(state)
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise CheckpointError(file, f"does not fit this {name} ({type(err).__name__}: {err})") from None

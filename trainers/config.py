@@ -4,8 +4,9 @@ The primary config ``configs/train.yaml`` extends ``train_schema`` (:class:`Trai
 agent (group ``agent``, schemas from :mod:`agents.hydra_configs`), a trainer (group ``trainer``: ``bc`` or
 ``dagger``) and a logger preset (group ``logger``). Every node is typed and closed, so a misspelt key fails
 when the config is composed, naming the key; :func:`to_config` builds the dataclasses, whose
-``__post_init__`` checks the values and names the bad one. Optimisers and schedulers are third-party
-leaves selected with ``_target_``.
+``__post_init__`` checks the values and names the bad one, and refuses a key added with ``+key=value`` that
+the schema does not know (rather than dropping it). Optimisers and schedulers are third-party leaves selected
+with ``_target_``.
 """
 
 from __future__ import annotations
@@ -234,6 +235,8 @@ class TrainConfig:
         run_dir: the run folder (None: ``runs/<agent>-<trainer>-<timestamp>``; with ``resume`` the newest such
             folder).
         resume: continue from the run folder's latest checkpoint.
+        overwrite: empty an existing run folder first (without ``resume`` or ``overwrite``, a run folder that
+            already holds anything is refused).
         seed: seeds everything (rank r uses seed + r).
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
         amp: autocast dtype on GPU (``none``, ``bf16``, ``fp16``); ignored on CPU.
@@ -252,6 +255,7 @@ class TrainConfig:
     ablation: AblationConfig = field(default_factory=AblationConfig)
     run_dir: str | None = None
     resume: bool = False
+    overwrite: bool = False
     seed: int = 0
     device: str = "auto"
     amp: str = "none"
@@ -261,6 +265,7 @@ class TrainConfig:
         _check(self.amp in AMP_MODES, "amp", self.amp, f"one of {list(AMP_MODES)}")
         _check(self.device in ("auto", "cpu", "cuda"), "device", self.device, "auto, cpu or cuda")
         _check(self.threads >= 0, "threads", self.threads, ">= 0")
+        _check(not (self.resume and self.overwrite), "overwrite", self.overwrite, "false with resume=true")
 
 
 def register_configs(cs: ConfigStore | None = None) -> ConfigStore:
@@ -278,9 +283,16 @@ def register_configs(cs: ConfigStore | None = None) -> ConfigStore:
 
 
 def to_config(cfg: DictConfig | TrainConfig) -> TrainConfig:
-    """The validated dataclasses of a composed config (``__post_init__`` of every node runs)."""
+    """The validated dataclasses of a composed config (``__post_init__`` of every node runs).
+
+    Raises:
+        ValueError: a key the schema does not know (added with ``+key=value``), named with the valid fields.
+    """
+    from agents.hydra_configs import check_known_keys
+
     if dataclasses.is_dataclass(cfg):
         return cfg
+    check_known_keys(cfg)
     return OmegaConf.to_object(cfg)
 
 

@@ -1,59 +1,51 @@
 """The single training entry point (Hydra; primary config ``configs/train.yaml``, schema ``TrainConfig``).
 
     python trainers/run.py agent=cma trainer=dagger data.dir=data/navgym_r2r [run_dir=runs/x] [resume=true]
+    python trainers/run.py ... run_dir=runs/x overwrite=true    # a used run folder: empty it first
     torchrun --nproc_per_node 2 trainers/run.py agent=seq2seq trainer=bc data.dir=... device=cpu
 
 Any config key can be overridden (``trainer.rounds=5``, ``logger.sinks=[jsonl,tensorboard]``,
-``experiment=vlnce_dagger``); a misspelt key fails at composition, naming it.
+``experiment=vlnce_dagger``); a misspelt key fails at composition, naming it, and so does a key added with
+``+key=value`` that the schema does not know. A run folder that already holds a run is refused unless
+``resume=true`` or ``overwrite=true``.
 """
 
 from __future__ import annotations
 
-import os
+import contextlib
 import sys
+from pathlib import Path
 
-# `python trainers/run.py` puts trainers/ first on sys.path, where trainers/logging.py would shadow the
-# standard library's logging: put the repository root there instead.
-if __package__ in (None, "") and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
-    sys.path[0] = os.path.dirname(sys.path[0])
-
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+# A checkout runs its own packages, whichever NavGym is installed (as benchmarks/run.py does).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
+from envs.fileio import removed_on_failure  # noqa: E402
 from trainers import distributed  # noqa: E402
 from trainers.base import make_trainer  # noqa: E402
-from trainers.config import TrainConfig, register_configs, to_config  # noqa: E402
+from trainers.config import register_configs, to_config  # noqa: E402
+from trainers.run_folder import check_inputs, claim_run_dir, holds_results  # noqa: E402
 
 register_configs()
 
 
-def resolve_run_dir(config: TrainConfig) -> str:
-    """``run_dir``, else ``runs/<agent>-<trainer>-<timestamp>`` (with ``resume``: the newest such folder);
-    under torchrun every rank takes rank 0's choice."""
-    run_dir = config.run_dir
-    if run_dir is None:
-        prefix = f"{config.agent.name}-{config.trainer.name}-"
-        if config.resume:
-            found = sorted(Path("runs").glob(prefix + "*"))
-            if not found:
-                raise FileNotFoundError(f"resume=true: no run folder runs/{prefix}* to resume; give run_dir=")
-            run_dir = str(found[-1])
-        else:
-            run_dir = f"runs/{prefix}{time.strftime('%Y%m%d-%H%M%S')}"
-    return distributed.all_gather_objects(run_dir)[0]
-
-
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train")
 def main(cfg: DictConfig) -> dict[str, float]:
-    """Compose, validate, pick the run folder, train (or resume); returns the final evaluation metrics."""
+    """Compose, validate, claim the run folder, train (or resume); returns the final evaluation metrics.
+
+    Inputs are checked before any output exists; a run that fails before saving a checkpoint or an episode
+    leaves nothing behind.
+    """
     config = to_config(cfg)
+    check_inputs(config)
     info = distributed.init_distributed(device=None if config.device == "auto" else config.device)
     try:
-        config.run_dir = resolve_run_dir(config)
-        return make_trainer(config, info).learn()
+        config.run_dir = claim_run_dir(config, info.is_main)
+        cleanup = removed_on_failure(config.run_dir, keep=lambda: holds_results(config))
+        with cleanup if info.is_main else contextlib.nullcontext():
+            return make_trainer(config, info).learn()
     finally:
         distributed.cleanup()
 

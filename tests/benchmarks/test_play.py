@@ -7,6 +7,8 @@ import logging
 import math
 import os
 import shutil
+import socket
+import struct
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -268,3 +270,91 @@ def test_only_loopback_hosts_without_allow_remote(caplog):
     assert "0.0.0.0" in caplog.text
     with pytest.raises(ValueError, match="--allow-remote"):
         main(["--host", "0.0.0.0", "--port", "0"])  # refused before anything is built
+
+
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.mark.parametrize("path", ["/api/step", "/api/reset"])
+@pytest.mark.parametrize(
+    ("headers", "status", "words"),
+    [
+        ({**JSON, "Origin": "http://evil.example"}, 403, "http://evil.example"),
+        ({**JSON, "Origin": "null"}, 403, "'null'"),
+        ({**JSON, "Host": "evil.example:{port}"}, 403, "evil.example"),
+        ({"Content-Type": "text/plain"}, 415, "application/json"),
+        ({"Accept": "*/*"}, 415, "application/json"),
+        (
+            {"Content-Type": "text/plain", "Origin": "http://evil.example", "Host": "evil.example:{port}"},
+            403,
+            "Host",
+        ),
+    ],
+    ids=["foreign-origin", "null-origin", "foreign-host", "text-plain", "no-content-type", "all-three"],
+)
+def test_requests_from_other_pages_are_refused(session, path, headers, status, words):
+    def client(url):
+        before = _api(url, "/api/reset", {"seed": 0})
+        port = urlsplit(url).port
+        sent = {k: v.format(port=port) for k, v in headers.items()}
+        body = b'{"action": 1}' if path == "/api/step" else b"{}"
+        answer = _request(url, "POST", path, raw=body, headers=sent)
+        return before, answer, _api(url, "/api/state")
+
+    before, (got, kind, data), after = _serve(session, client)
+    assert (got, kind) == (status, "application/json") and words in data["error"]
+    assert (
+        after["step"] == before["step"] == 0 and after["episode_id"] == before["episode_id"]
+    )  # nothing moved
+
+
+def test_same_origin_and_local_host_names_are_accepted_and_reads_check_the_host(session):
+    def client(url):
+        netloc = urlsplit(url).netloc
+        port = urlsplit(url).port
+        same = {**JSON, "Origin": f"http://{netloc}"}
+        local = {**JSON, "Host": f"localhost:{port}", "Origin": f"http://localhost:{port}"}
+        rebound = _request(url, "GET", "/api/state", headers={"Host": f"attacker.example:{port}"})
+        return (
+            _request(url, "POST", "/api/reset", {"seed": 0}, headers=same),
+            _request(url, "POST", "/api/step", {"action": 2}, headers=local),
+            rebound,
+        )
+
+    same, local, rebound = _serve(session, client)
+    assert same[0] == 200 and local[0] == 200 and local[2]["step"] == 1
+    assert rebound[0] == 403 and "attacker.example" in rebound[2]["error"]  # DNS rebinding reads nothing
+
+
+@pytest.mark.parametrize("body", [b"[" * 60000, b'{"a":' * 12000], ids=["arrays", "objects"])
+def test_deeply_nested_json_is_a_400(session, body, caplog):
+    def client(url):
+        return _request(url, "POST", "/api/step", raw=body)
+
+    with caplog.at_level(logging.ERROR, logger="benchmarks.play_server"):
+        status, kind, data = _serve(session, client)
+    assert (status, kind) == (400, "application/json") and "nested too deeply" in data["error"]
+    assert "Traceback" not in caplog.text and "RecursionError" not in caplog.text
+
+
+def test_oversized_and_abandoned_bodies_are_answered_without_a_traceback(session, caplog, capfd):
+    big = 4 * 1024 * 1024
+
+    def client(url):
+        host, port = urlsplit(url).hostname, urlsplit(url).port
+        head = f"POST /api/step HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+        head = (head + f"Content-Length: {big}\r\n\r\n").encode()
+        with socket.create_connection((host, port), timeout=30) as sock:  # sends it all, then reads
+            sock.sendall(head + b" " * big)
+            answer = sock.makefile("rb").readline()
+        for _ in range(3):  # hangs up (reset) while the server answers
+            sock = socket.create_connection((host, port), timeout=30)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.sendall(head + b" " * 100_000)
+            sock.close()
+        return answer, _api(url, "/api/state")
+
+    with caplog.at_level(logging.DEBUG, logger="benchmarks.play_server"):
+        answer, state = _serve(session, client)
+    assert answer.startswith(b"HTTP/1.1 413") and state["episode_id"]
+    assert "Traceback" not in caplog.text + capfd.readouterr().err

@@ -11,7 +11,7 @@ from PIL import Image
 from agents import make_agent
 from benchmarks.report import load_evaluations, load_run_metrics, main, write_report
 from benchmarks.vln import VLNBenchmark
-from trainers.logging import MetricsLogger
+from trainers.metrics import MetricsLogger
 
 
 @pytest.fixture(scope="module")

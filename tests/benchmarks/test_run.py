@@ -1,7 +1,9 @@
 """The evaluation entry point: composition, strict keys, agents from names and checkpoints, a full run."""
 
+import gzip
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,10 +14,12 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from agents import make_agent
+from agents.checkpoints import write_checksums
+from agents.hydra_configs import check_known_keys
 from benchmarks.base import BENCHMARKS
 from benchmarks.config import BenchmarkConfig, agent_entries, find_agent_dir, register_configs
 from envs.datasets.r2r import load_episodes
-from trainers.logging import MetricsLogger
+from trainers.metrics import MetricsLogger
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs"
@@ -126,3 +130,83 @@ def test_command_line_fails_on_an_unknown_key(tmp_path):
     assert proc.returncode != 0
     assert "n_episode" in proc.stderr + proc.stdout
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("added, key", [("+foo=1", "foo"), ("+benchmark.x=2", "benchmark.x")])
+def test_command_line_refuses_a_key_added_with_plus(tiny_dataset, tmp_path, added, key):
+    proc = _run(
+        "agent=expert", f"data.dir={tiny_dataset}", "benchmark.n_episodes=1", "benchmark.n_videos=0",
+        "report=false", "progress=false", f"out_dir={tmp_path / 'out'}", added, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode != 0 and f"{key}: not a field of" in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "override, key", [("+foo=1", "foo"), ("+benchmark.split_x=val", "benchmark.split_x")]
+)
+def test_a_key_added_with_plus_is_refused_naming_the_valid_fields(override, key):
+    with pytest.raises(ValueError, match="unknown config key") as err:
+        check_known_keys(_compose("agent=random", override))
+    assert f"{key}: not a field of" in str(err.value) and "valid fields: " in str(err.value)
+    check_known_keys(_compose("agent=random", "benchmark.n_episodes=2"))  # known keys pass
+
+
+def _broken_split(tiny_dataset, root, field, value):
+    """A copy of the dataset whose first val_unseen episode has ``field`` replaced by ``value``."""
+    shutil.copytree(tiny_dataset, root)
+    path = root / "val_unseen" / "val_unseen.json.gz"
+    data = json.loads(gzip.decompress(path.read_bytes()))
+    data["episodes"][0][field] = value
+    path.write_bytes(gzip.compress(json.dumps(data).encode()))
+    return root
+
+
+@pytest.mark.parametrize(
+    "field, value, words",
+    [("scene_id", "no_such_house.glb", "no_such_house.glb"), ("start_position", [90.0, 0.0, 90.0], "start")],
+)
+def test_a_failed_evaluation_leaves_no_output_behind(tiny_dataset, tmp_path, field, value, words):
+    data = _broken_split(tiny_dataset, tmp_path / "data", field, value)
+    args = ["agent=expert", f"data.dir={data}", "benchmark.n_episodes=1", "progress=false"]
+    proc = _run(*args, f"out_dir={tmp_path / 'new'}", cwd=tmp_path)
+    assert proc.returncode != 0 and words in proc.stderr
+    assert not (tmp_path / "new").exists()
+    # An out_dir that existed keeps what it held and loses only what the failed run wrote.
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "notes.txt").write_text("mine")
+    proc = _run(*args, f"out_dir={tmp_path / 'old'}", cwd=tmp_path)
+    assert proc.returncode != 0 and [p.name for p in (tmp_path / "old").iterdir()] == ["notes.txt"]
+
+
+def _damage(path, how):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2] if how == "truncated" else os.urandom(len(data)))
+
+
+@pytest.mark.parametrize("checksums", [True, False], ids=["checksummed", "unverified"])
+@pytest.mark.parametrize(
+    "name, how",
+    [("model.safetensors", "truncated"), ("model.safetensors", "random"), ("config.json", "truncated")],
+)
+def test_evaluating_a_damaged_checkpoint_fails_naming_the_file(run_dir, tmp_path, checksums, name, how):
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run, symlinks=True)
+    if checksums:
+        write_checksums(run / "checkpoints" / "000007")
+    damaged = run / "checkpoints" / "000007" / "agent" / name
+    _damage(damaged, how)
+    with pytest.raises(ValueError) as err:  # a CheckpointError with a manifest, else Agent.load's own
+        agent_entries(_compose(f"checkpoint={run}"))
+    assert str(damaged.resolve()) in str(err.value)
+    assert ("damaged: sha256" if checksums else "expected") in str(err.value)
+
+
+def test_the_command_line_refuses_a_damaged_checkpoint(tiny_dataset, run_dir, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run, symlinks=True)
+    damaged = run / "checkpoints" / "000007" / "agent" / "model.safetensors"
+    _damage(damaged, "random")
+    proc = _run(f"checkpoint={run}", f"data.dir={tiny_dataset}", f"out_dir={tmp_path / 'out'}", cwd=tmp_path)
+    assert proc.returncode != 0 and f"{damaged.resolve()}: not a readable safetensors file" in proc.stderr
+    assert not (tmp_path / "out").exists()

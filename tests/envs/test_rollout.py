@@ -1,12 +1,16 @@
 """The rollout loop: agent reset and eval/inference mode, hooks, recorded poses, videos."""
 
+import re
+from pathlib import Path
+
 import gymnasium as gym
 import imageio.v2 as imageio
 import numpy as np
+import pytest
 import torch
 
 import envs  # noqa: F401  (registers the environment ids)
-from envs.rollout import RolloutHook, rollout
+from envs.rollout import EpisodeRunner, RolloutHook, rollout
 
 
 class RecordingAgent(torch.nn.Module):
@@ -97,3 +101,55 @@ class StopAfterPolicy:
     def __call__(self, obs):
         self.t += 1
         return 0 if self.t % (self.n + 1) == 0 else 2
+
+
+class ExpertLabels(RolloutHook):
+    """Records the expert's action at every step into ``EpisodeResult.expert_actions``."""
+
+    def on_episode_start(self, env, obs, info):
+        self.labels = []
+
+    def choose_action(self, env, obs, action):
+        self.labels.append(int(env.unwrapped.expert_action()))
+        return action
+
+    def on_episode_end(self, env, result):
+        result.expert_actions = list(self.labels)
+
+
+def test_episode_runner_steps_as_rollout_does(tiny_dataset):
+    """Stepping one episode by hand through EpisodeRunner gives what rollout() gives, hooks included."""
+    env = _env(tiny_dataset)
+    (expected,) = rollout(env, StopAfterPolicy(4), n_episodes=1, seed=3, hooks=[ExpertLabels()])
+    labels, hook = ExpertLabels(), StopAfter(10)
+    runner = EpisodeRunner(env, hooks=[labels, hook])
+    obs, info = runner.reset(seed=3)
+    assert info["episode_id"] == expected.episode_id and hook.calls["start"] == 1
+    for action in expected.actions:
+        assert not runner.done
+        next_obs, _, terminated, truncated, _ = runner.step(action)
+        assert next_obs is runner.obs and (terminated, truncated) == (runner.terminated, runner.truncated)
+    assert runner.done and hook.calls["step"] == len(expected.actions)
+    with pytest.raises(RuntimeError, match="reset"):
+        runner.step(1)
+    result = runner.finish()
+    assert result.actions == expected.actions and result.expert_actions == expected.expert_actions
+    np.testing.assert_array_equal(result.positions, expected.positions)
+    assert result.metrics == expected.metrics and hook.calls["end"] == 1
+    runner.reset(seed=3)
+    with pytest.raises(ValueError, match="action"):
+        runner.step()  # no policy: every step needs its action
+    env.close()
+
+
+def test_env_step_is_called_only_by_the_rollout_loop():
+    root = Path(__file__).resolve().parents[2]
+    # benchmarks/throughput.py times the bare environment, which is what it measures.
+    allowed = {"envs/rollout.py", "benchmarks/throughput.py"}
+    callers = {
+        path.relative_to(root).as_posix()
+        for package in ("envs", "agents", "trainers", "benchmarks")
+        for path in (root / package).rglob("*.py")
+        if re.search(r"\benv\.step\(", path.read_text())
+    }
+    assert callers <= allowed and "envs/rollout.py" in callers

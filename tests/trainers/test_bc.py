@@ -12,7 +12,7 @@ from trainers.base import make_trainer
 from trainers.checkpoint import latest_checkpoint, list_checkpoints
 from trainers.config import register_configs, to_config
 from trainers.data.store import TrajectoryStore
-from trainers.logging import read_metrics
+from trainers.metrics import read_metrics
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 register_configs()

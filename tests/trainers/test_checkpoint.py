@@ -1,8 +1,10 @@
 """Checkpoints: exact resume of optimiser, scheduler, RNG, step and extra state; atomicity under SIGKILL."""
 
 import json
+import logging
 import os
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +16,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from trainers.checkpoint import (
+    CheckpointError,
     capture_rng_state,
     latest_checkpoint,
     list_checkpoints,
@@ -142,7 +145,7 @@ def test_clear_errors(tmp_path):
         (tmp_path / "run" / "checkpoints").mkdir(parents=True)
         load_checkpoint(tmp_path / "run")
     (tmp_path / "bad" / "training_state").mkdir(parents=True)
-    with pytest.raises(FileNotFoundError, match=r"bad: missing agent; expected a checkpoint laid out as"):
+    with pytest.raises(FileNotFoundError, match=r"bad/agent: missing; expected a checkpoint laid out as"):
         load_checkpoint(tmp_path / "bad")
     path = save_checkpoint(tmp_path / "r", 0, agent, opt)
     with pytest.raises(FileNotFoundError, match="saved without a scheduler"):
@@ -184,3 +187,94 @@ def test_save_killed_midway_leaves_previous_checkpoint_usable(tmp_path):
     agent, opt, _ = make_training()
     save_checkpoint(tmp_path, 7, agent, opt)
     assert not list(ckpts.glob(".tmp-*")) and latest_checkpoint(tmp_path) == ckpts / "000007"
+
+
+# Every file of a checkpoint saved with a scheduler and a config.
+FILES = (
+    "agent/config.json",
+    "agent/model.safetensors",
+    "training_state/state.json",
+    "training_state/optimizer.pt",
+    "training_state/scheduler.pt",
+    "training_state/rng.json",
+    "training_state/config.json",
+    "training_state/config.yaml",
+    "checksums.json",
+)
+
+
+def damage(path: Path, how: str) -> None:
+    """Truncate ``path`` to half its size, replace it with random bytes of the same size, or delete it."""
+    data = path.read_bytes()
+    if how == "missing":
+        path.unlink()
+    elif how == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    else:
+        path.write_bytes(np.random.default_rng(len(data)).bytes(len(data)))
+
+
+def two_checkpoints(run_dir: Path) -> tuple[Path, Path]:
+    agent, opt, sched = make_training()
+    config = {"trainer": {"name": "bc"}, "seed": 0}
+    train_step(agent, opt, sched)
+    first = save_checkpoint(run_dir, 1, agent, opt, sched, extra_state={"at": 1}, config=config)
+    train_step(agent, opt, sched)
+    return first, save_checkpoint(run_dir, 2, agent, opt, sched, extra_state={"at": 2}, config=config)
+
+
+def test_every_file_of_a_checkpoint_is_checksummed(tmp_path):
+    _, latest = two_checkpoints(tmp_path)
+    files = sorted(p.relative_to(latest).as_posix() for p in latest.rglob("*") if p.is_file())
+    assert files == sorted(FILES)
+    sums = json.loads((latest / "checksums.json").read_text())
+    assert sums["format"] == "navgym-checksums" and sorted(sums["sha256"]) == sorted(
+        set(FILES) - {"checksums.json"}
+    )
+    assert json.loads((latest / "training_state" / "state.json").read_text())["checksums"] == "checksums.json"
+
+
+@pytest.mark.parametrize("how", ["truncated", "random", "missing"])
+@pytest.mark.parametrize("name", FILES)
+def test_resume_skips_a_damaged_latest_checkpoint_naming_the_file(tmp_path, caplog, name, how):
+    first, latest = two_checkpoints(tmp_path)
+    damage(latest / name, how)
+    with caplog.at_level(logging.WARNING, logger="trainers.checkpoint"):
+        assert latest_checkpoint(tmp_path) == first
+    assert str(latest / name) in caplog.text  # the damaged file is named
+    assert os.readlink(tmp_path / "checkpoints" / "last") == first.name  # `last` now points at the intact one
+    agent = TinyAgent.load(first / "agent")
+    opt = torch.optim.Adam(agent.parameters(), lr=1e-2)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+    state = load_checkpoint(tmp_path, optimizer=opt, scheduler=sched, restore_rng=False)
+    assert (state.path, state.extra_state) == (first, {"at": 1})
+    if name.startswith("training_state/") or name == "checksums.json":
+        with pytest.raises((ValueError, FileNotFoundError)) as err:  # reading the damaged one names the file
+            load_checkpoint(latest, optimizer=opt, scheduler=sched)
+        assert str(latest / name) in str(err.value)
+
+
+def test_reads_of_an_unverifiable_checkpoint_name_the_file(tmp_path):
+    _, latest = two_checkpoints(tmp_path)
+    (latest / "checksums.json").unlink()  # as if saved before checksums existed: each read names its file
+    state = json.loads((latest / "training_state" / "state.json").read_text())
+    del state["checksums"]
+    (latest / "training_state" / "state.json").write_text(json.dumps(state))
+    _, opt, sched = make_training()
+    assert load_checkpoint(latest, optimizer=opt, scheduler=sched).step == 2
+    for name in ("optimizer.pt", "rng.json"):
+        good = (latest / "training_state" / name).read_bytes()
+        damage(latest / "training_state" / name, "truncated")
+        with pytest.raises(ValueError, match=re.escape(str(latest / "training_state" / name))):
+            load_checkpoint(latest, optimizer=opt, scheduler=sched)
+        (latest / "training_state" / name).write_bytes(good)
+
+
+def test_a_run_whose_checkpoints_are_all_damaged_fails_naming_them(tmp_path):
+    first, latest = two_checkpoints(tmp_path)
+    damage(first / "agent" / "model.safetensors", "random")
+    damage(latest / "training_state" / "optimizer.pt", "truncated")
+    with pytest.raises(CheckpointError, match="no intact checkpoint") as err:
+        latest_checkpoint(tmp_path)
+    assert str(first / "agent" / "model.safetensors") in str(err.value)
+    assert str(latest / "training_state" / "optimizer.pt") in str(err.value)

@@ -1,10 +1,14 @@
 """Expert collection and DAgger's β-mixture through the rollout loop, into a trajectory store."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+from hydra import compose, initialize_config_dir
 
 from agents import make_agent
 from envs.datasets.r2r import load_episodes
+from trainers.config import register_configs, to_config
 from trainers.data.collect import (
     BetaMixing,
     collect,
@@ -12,9 +16,13 @@ from trainers.data.collect import (
     episode_plan,
     main,
     make_env,
+    round_totals,
     stored_slots,
 )
 from trainers.data.store import TrajectoryStore
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+register_configs()
 
 
 def test_episode_plan_is_seeded_unique_per_pass_and_round_dependent():
@@ -98,3 +106,38 @@ def test_same_slot_seed_gives_the_same_episode(tiny_dataset, tmp_path):
     for slot in (0, 1):
         a, b = stores[0][slot], stores[1][slot]
         assert np.array_equal(a.executed, b.executed) and np.array_equal(a.positions, b.positions)
+
+
+def test_round_totals_count_every_stored_episode_of_the_round(tiny_dataset, tmp_path):
+    store = collect_expert(tiny_dataset, "train", tmp_path / "s", n_episodes=3, progress=False)
+    n, steps, success = round_totals(store, 0)
+    assert (n, steps, success) == (3, sum(ep.n_steps for ep in store), 3.0)
+    assert round_totals(store, 1) == (0, 0, 0.0)
+
+
+def test_collection_metrics_after_a_resume_report_the_whole_round(tiny_dataset, tmp_path):
+    """A collection killed after 2 of 4 slots and resumed reports 4 episodes and their success rate."""
+    from trainers.base import Round, make_trainer
+
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose("train", overrides=["experiment=smoke", "agent=cma", "trainer=dagger",
+                                          f"data.dir={tiny_dataset}", f"run_dir={tmp_path / 'run'}",
+                                          "data.max_episode_steps=25"])  # fmt: skip
+    trainer = make_trainer(to_config(cfg))
+    trainer.agent = make_agent("random", {"seed": 1, "stop_probability": 0.05})
+    round = Round(index=1, beta=0.5, n_episodes=4, epochs=1)
+    env = make_env(tiny_dataset, "train", 32, 32, max_episode_steps=25)
+    plan = episode_plan([e.episode_id for e in env.dataset.episodes], 4, seed=0, round=1)
+    store = TrajectoryStore(tmp_path / "run" / "store")
+    collect(
+        env, store, plan[:2], round=1, beta=0.5, agent=trainer.agent, seed=0, progress=False
+    )  # the killed run
+    env.close()
+    metrics = trainer.collect(round)
+    trainer._train_env.close()
+    store.refresh()
+    stored = [store.get(i, frames=False) for i in store.filter(round=1)]
+    assert metrics["collect/episodes"] == len(stored) == 4
+    assert metrics["collect/success"] == pytest.approx(
+        np.mean([ep.extras["metrics"]["success"] for ep in stored])
+    )

@@ -126,3 +126,20 @@ def test_scheduler_is_a_target_leaf():
         _compose("+scheduler._target_=torch.optim.lr_scheduler.StepLR", "+scheduler.step_size=10")
     )
     assert config.scheduler["_target_"] == "torch.optim.lr_scheduler.StepLR"
+
+
+@pytest.mark.parametrize(
+    "override,key,node",
+    [
+        ("+trainer.lr=abc", "trainer.lr", "trainer"),
+        ("+foo=1", "foo", "the top level"),
+        ("+agent.hiden_size=8", "agent.hiden_size", "agent"),
+        ("+optim.momentum=0.9", "optim.momentum", "optim"),
+    ],
+)
+def test_a_key_added_with_plus_fails_naming_it_and_the_valid_fields(override, key, node):
+    cfg = _compose("trainer=bc", override)  # composition accepts a +key ...
+    with pytest.raises(ValueError, match="unknown config key") as err:
+        to_config(cfg)  # ... but it is no field of the schema, so it must not vanish
+    assert f"{key}: not a field of {node}; valid fields: " in str(err.value)
+    assert ("grad_clip" if node == "trainer" else "lr" if node == "optim" else "") in str(err.value)

@@ -10,7 +10,7 @@ from trainers.base import make_trainer
 from trainers.config import register_configs, to_config
 from trainers.dagger import DAggerTrainer, beta_schedule
 from trainers.data.store import TrajectoryStore
-from trainers.logging import read_metrics
+from trainers.metrics import read_metrics
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 register_configs()
@@ -79,5 +79,7 @@ def test_dagger_reuses_an_expert_store_as_its_first_round(dagger_run, tiny_datas
     trainer = make_trainer(dagger_config(tiny_dataset, tmp_path / "run", *overrides))
     trainer.learn()
     rows = read_metrics(tmp_path / "run")
-    assert [r["collect/episodes"] for r in rows if "collect/episodes" in r] == [0]  # nothing re-collected
+    collected = [r for r in rows if "collect/episodes" in r]
+    assert [r["collect/episodes"] for r in collected] == [3]  # the round: the expert store's episodes
+    assert [r["collect/steps_per_s"] for r in collected] == [0.0]  # nothing re-collected
     assert len(TrajectoryStore(tmp_path / "run" / "store", readonly=True)) == 3

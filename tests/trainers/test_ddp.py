@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from trainers.data.store import TrajectoryStore
-from trainers.logging import read_metrics
+from trainers.metrics import read_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 

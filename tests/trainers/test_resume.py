@@ -2,6 +2,7 @@
 uninterrupted one."""
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -18,7 +19,7 @@ from agents.base import Agent
 from trainers.base import make_trainer
 from trainers.checkpoint import list_checkpoints
 from trainers.config import register_configs, to_config
-from trainers.logging import read_metrics
+from trainers.metrics import read_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 register_configs()
@@ -113,3 +114,25 @@ def test_sigkill_then_resume_loses_only_the_steps_after_the_last_checkpoint(
     final = f"{3 * EPOCHS:06d}"
     a, b = weights(reference / "checkpoints" / final), weights(run_dir / "checkpoints" / final)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize(
+    "name", ["agent/model.safetensors", "training_state/optimizer.pt", "training_state/state.json"]
+)
+def test_resume_falls_back_past_a_damaged_latest_checkpoint(reference, tiny_dataset, tmp_path, caplog, name):
+    run_dir = tmp_path / "damaged"
+    shutil.copytree(reference, run_dir, symlinks=True)
+    latest, previous = (run_dir / "checkpoints" / f"{step:06d}" for step in (3 * EPOCHS, 3 * EPOCHS - 1))
+    (latest / name).write_bytes((latest / name).read_bytes()[:64])  # truncated
+    trainer = make_trainer(config(tiny_dataset, run_dir, "resume=true"))
+    with caplog.at_level(logging.WARNING, logger="trainers.checkpoint"):
+        trainer.setup()
+    trainer.close()
+    assert trainer.state.step == 3 * EPOCHS - 1 and str(latest / name) in caplog.text
+    assert os.readlink(run_dir / "checkpoints" / "last") == previous.name
+    expected = weights(reference / "checkpoints" / previous.name)
+    assert all(torch.equal(v, trainer.agent.state_dict()[k]) for k, v in expected.items())
+    if name == "agent/model.safetensors":  # the run goes on and ends as the uninterrupted one
+        make_trainer(config(tiny_dataset, run_dir, "resume=true")).learn()
+        a, b = weights(reference / "checkpoints" / latest.name), weights(latest)
+        assert all(torch.equal(a[k], b[k]) for k in a) and losses(run_dir) == losses(reference)

@@ -1,5 +1,6 @@
 """The entry point ``python trainers/run.py``: one run folder per run, a misspelt key fails naming it."""
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -9,8 +10,8 @@ import yaml
 
 from agents.cma.config import CMAConfig
 from trainers.checkpoint import latest_checkpoint
-from trainers.config import BCConfig
-from trainers.logging import read_metrics
+from trainers.config import BCConfig, TrainConfig
+from trainers.metrics import read_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN = str(ROOT / "trainers" / "run.py")
@@ -47,9 +48,17 @@ def test_misspelt_key_fails_before_anything_runs(tiny_dataset, tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize("added", [["+trainer.lr=abc"], ["+foo=1"]])
+def test_an_unknown_plus_key_fails_naming_it(tiny_dataset, tmp_path, added):
+    args = ["experiment=smoke", "agent=cma", "trainer=bc", f"data.dir={tiny_dataset}", "run_dir=r", *added]
+    done = _run(*args, cwd=tmp_path)
+    key = added[0][1:].split("=")[0]
+    assert done.returncode != 0 and f"{key}: not a field of" in done.stderr
+    assert not (tmp_path / "r").exists()
+
+
 def test_resume_without_a_run_folder_says_so(tmp_path, monkeypatch):
-    from trainers.config import TrainConfig
-    from trainers.run import resolve_run_dir
+    from trainers.run_folder import resolve_run_dir
 
     monkeypatch.chdir(tmp_path)
     config = TrainConfig(agent=CMAConfig(), trainer=BCConfig(), resume=True)
@@ -60,3 +69,60 @@ def test_resume_without_a_run_folder_says_so(tmp_path, monkeypatch):
     assert resolve_run_dir(config) == "runs/cma-bc-20250101-000000"
     config.resume = False
     assert resolve_run_dir(config).startswith("runs/cma-bc-2")
+
+
+def test_a_used_run_folder_is_refused_without_resume_or_overwrite(tiny_dataset, tmp_path):
+    from trainers.run_folder import claim_run_dir
+
+    run_dir = tmp_path / "used"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "metrics.jsonl").write_text('{"step": 0}\n')
+    config = TrainConfig(agent=CMAConfig(), trainer=BCConfig(), run_dir=str(run_dir))
+    config.data.dir = str(tiny_dataset)
+    with pytest.raises(FileExistsError) as err:
+        claim_run_dir(config)
+    assert str(run_dir) in str(err.value) and "resume=true" in str(err.value) and "run_dir=" in str(err.value)
+    assert (run_dir / "metrics.jsonl").is_file()  # untouched
+    config.resume = True
+    assert claim_run_dir(config) == str(run_dir) and (run_dir / "metrics.jsonl").is_file()
+    config.resume, config.overwrite = False, True
+    assert claim_run_dir(config) == str(run_dir) and list(run_dir.iterdir()) == []  # emptied
+    (tmp_path / "empty").mkdir()
+    config.run_dir, config.overwrite = str(tmp_path / "empty"), False
+    assert claim_run_dir(config) == str(tmp_path / "empty")  # an empty folder is free
+    with pytest.raises(ValueError, match="overwrite"):
+        TrainConfig(agent=CMAConfig(), trainer=BCConfig(), resume=True, overwrite=True)
+
+
+def test_the_command_line_refuses_a_used_run_folder(tiny_dataset, tmp_path):
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "metrics.jsonl").write_text('{"step": 0}\n')
+    done = _run(
+        "experiment=smoke", "agent=cma", "trainer=bc", f"data.dir={tiny_dataset}", "run_dir=r", cwd=tmp_path
+    )
+    assert done.returncode != 0 and "run_dir=r already holds a run" in done.stderr
+    assert "resume=true" in done.stderr and [p.name for p in (tmp_path / "r").iterdir()] == ["metrics.jsonl"]
+
+
+def test_a_missing_dataset_fails_before_the_run_folder_exists(tmp_path):
+    done = _run(
+        "experiment=smoke",
+        "agent=cma",
+        "trainer=bc",
+        f"data.dir={tmp_path / 'nope'}",
+        "run_dir=r",
+        cwd=tmp_path,
+    )
+    assert done.returncode != 0 and f"data.dir={tmp_path / 'nope'}: no such folder" in done.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_run_that_fails_before_saving_anything_leaves_no_folder(tiny_dataset, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_dataset, data)
+    (data / "train" / "train.json.gz").write_bytes(b"not gzip")  # found by the input check, unreadable
+    done = _run(
+        "experiment=smoke", "agent=cma", "trainer=bc", f"data.dir={data}", "run_dir=runs/r", cwd=tmp_path
+    )
+    assert done.returncode != 0 and "train.json.gz" in done.stderr
+    assert not (tmp_path / "runs" / "r").exists() and not (tmp_path / "runs").exists()

@@ -78,6 +78,21 @@ def stored_slots(store: TrajectoryStore, round: int) -> set[int]:
     return slots
 
 
+def round_totals(store: TrajectoryStore, round: int) -> tuple[int, int, float]:
+    """``(episodes, steps, successes)`` of round ``round`` in ``store``, whichever run collected them.
+
+    A collection resumed after a kill reports the whole round, not only the episodes collected since;
+    successes come from each episode's ``extras["metrics"]["success"]``.
+    """
+    store.refresh()
+    n, steps, success = 0, 0, 0.0
+    for i in store.filter(round=round):
+        episode = store.get(i, frames=False)
+        n, steps = n + 1, steps + episode.n_steps
+        success += float(episode.extras.get("metrics", {}).get("success", 0.0))
+    return n, steps, success
+
+
 def slot_seed(seed: int, round: int, slot: int) -> int:
     """The seed of one slot's randomness (β coin flips and policy sampling)."""
     return int(np.random.SeedSequence([int(seed), int(round), int(slot)]).generate_state(1)[0])

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from benchmarks.report import load_run_metrics
-from trainers.logging import MetricsLogger, read_metrics
+from trainers.metrics import MetricsLogger, read_metrics
 
 
 def test_jsonl_rows_are_flushed_per_call_and_read_back(tmp_path):
@@ -36,7 +36,7 @@ def test_bad_metrics_are_rejected_and_non_finite_logged_as_null(tmp_path, caplog
             log.log({"train/name": "abc"}, step=0)
         with pytest.raises(ValueError, match="step must be an int >= 0"):
             log.log({"train/loss": 1.0}, step=-1)
-        with caplog.at_level(logging.WARNING, logger="trainers.logging"):
+        with caplog.at_level(logging.WARNING, logger="trainers.metrics"):
             log.log({"train/loss": float("nan"), "train/acc": 0.5}, step=1)
             log.log({"train/loss": float("inf")}, step=2)
         assert sum("train/loss" in r.message for r in caplog.records) == 1  # warned once per key

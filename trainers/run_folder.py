@@ -1,0 +1,129 @@
+"""The run folder of ``trainers/run.py``: chosen, checked and claimed before anything is written into it.
+
+- :func:`check_inputs` fails on a missing dataset, split or initial store before any output folder exists.
+- :func:`resolve_run_dir` picks the folder (``run_dir``, else ``runs/<agent>-<trainer>-<timestamp>``).
+- :func:`claim_run_dir` refuses a folder that already holds a run unless ``resume=true`` (continue it) or
+  ``overwrite=true`` (empty it first), so two runs never mix their checkpoints, metrics and store.
+- :func:`holds_results` tells whether a failed run saved anything worth keeping; when it did not, the entry
+  point removes what the run created (``envs.fileio.removed_on_failure``).
+
+Under ``torchrun`` every rank takes rank 0's folder and rank 0's verdict, and only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from pathlib import Path
+
+from trainers import distributed
+from trainers.config import TrainConfig
+
+logger = logging.getLogger(__name__)
+
+LAYOUT = "DIR/<split>/<split>.json.gz with scenes in DIR/scenes (the R2R-CE layout)"
+
+
+def check_inputs(config: TrainConfig) -> None:
+    """Fail, naming the config field, when an input the run reads is missing.
+
+    Checks ``data.dir``, its ``data.train_split`` folder, the ``eval.split`` folder when the run evaluates,
+    and ``data.init_store`` when given.
+
+    Raises:
+        FileNotFoundError: the path, the field it comes from and the expected layout.
+    """
+    data = Path(config.data.dir)
+    if not data.is_dir():
+        raise FileNotFoundError(f"data.dir={config.data.dir}: no such folder; expected a dataset in {LAYOUT}")
+    splits = {"data.train_split": config.data.train_split}
+    if config.eval.final or config.eval.every_epochs:
+        splits["eval.split"] = config.eval.split
+    for field, split in splits.items():
+        if not (data / split).exists():
+            raise FileNotFoundError(f"{data / split}: no such split ({field}={split!r}); expected {LAYOUT}")
+    init = config.data.init_store
+    if init and not (Path(init) / "store.json").is_file():
+        raise FileNotFoundError(
+            f"data.init_store={init}: no trajectory store there (expected {init}/store.json)"
+        )
+
+
+def resolve_run_dir(config: TrainConfig) -> str:
+    """``run_dir``, else ``runs/<agent>-<trainer>-<timestamp>`` (with ``resume``: the newest such folder);
+    under torchrun every rank takes rank 0's choice."""
+    run_dir = config.run_dir
+    if run_dir is None:
+        prefix = f"{config.agent.name}-{config.trainer.name}-"
+        if config.resume:
+            found = sorted(Path("runs").glob(prefix + "*"))
+            if not found:
+                raise FileNotFoundError(f"resume=true: no run folder runs/{prefix}* to resume; give run_dir=")
+            run_dir = str(found[-1])
+        else:
+            run_dir = f"runs/{prefix}{time.strftime('%Y%m%d-%H%M%S')}"
+    return distributed.all_gather_objects(run_dir)[0]
+
+
+def claim_run_dir(config: TrainConfig, is_main: bool = True) -> str:
+    """Resolve the run folder and make sure this run may write there (see the module docstring).
+
+    A missing or empty folder is free; a folder holding anything is continued with ``resume``, emptied with
+    ``overwrite``, and refused otherwise. Collective under torchrun: the main rank (``is_main``) decides
+    and empties.
+
+    Returns:
+        The run folder.
+
+    Raises:
+        FileExistsError: the folder is in use and neither ``resume`` nor ``overwrite`` is set; the message
+            names the folder and both ways out.
+    """
+    run_dir = resolve_run_dir(config)
+    problem = None
+    if is_main:
+        try:
+            _claim(Path(run_dir), config)
+        except (FileExistsError, NotADirectoryError, ValueError) as err:
+            problem = str(err)
+    problem = distributed.all_gather_objects(problem)[0]
+    if problem:
+        raise FileExistsError(problem)
+    return run_dir
+
+
+def _claim(path: Path, config: TrainConfig) -> None:
+    if config.resume or not path.exists():
+        return
+    if not path.is_dir():
+        raise NotADirectoryError(f"run_dir={path}: a file, not a folder; give a new run_dir=")
+    entries = sorted(p.name for p in path.iterdir())
+    if not entries:
+        return
+    if not config.overwrite:
+        listed = ", ".join(entries[:6]) + (", ..." if len(entries) > 6 else "")
+        raise FileExistsError(
+            f"run_dir={path} already holds a run ({listed}): pass resume=true to continue it, or give a new "
+            "run_dir= (overwrite=true empties it first)"
+        )
+    inputs = [config.data.dir, config.data.init_store]
+    inside = [p for p in inputs if p and Path(p).resolve().is_relative_to(path.resolve())]
+    if inside:
+        raise ValueError(f"overwrite=true would empty run_dir={path}, which holds the input {inside[0]}")
+    logger.warning("overwrite=true: emptying %s (%d entries)", path, len(entries))
+    for entry in path.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+def holds_results(config: TrainConfig) -> bool:
+    """Whether the run folder holds a checkpoint or the run's store holds an episode: what a resume needs."""
+    run_dir = Path(config.run_dir)
+    checkpoints = run_dir / "checkpoints"
+    if checkpoints.is_dir() and any(not p.name.startswith(".tmp") for p in checkpoints.iterdir()):
+        return True
+    index = Path(config.data.store or run_dir / "store") / "index.jsonl"
+    return index.is_file() and index.stat().st_size > 0
