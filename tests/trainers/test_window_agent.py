@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from trainers.logging import read_metrics
+from trainers.metrics import read_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGIN = {"NAVGYM_PLUGINS": "tests.support.window_probe", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
