@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from agents.contract import agent_cameras, interface_of
 from benchmarks.play_server import (
     MAX_BODY_BYTES,
     MAX_RUN_STEPS,
@@ -49,6 +50,7 @@ from benchmarks.play_server import (
 )
 from envs.env import NavEnv
 from envs.rollout import EpisodeRunner, batch_observation, write_video
+from envs.sim import SimConfig
 from envs.visualize import caption_strip, compose_frame, depth_to_rgb
 
 __all__ = [
@@ -93,16 +95,30 @@ class PlaySession:
     ) -> None:
         if not 16 <= int(size) <= 1024:
             raise ValueError(f"size must be 16..1024 pixels, got {size}")
-        self.env = NavEnv(task="vln", episodes=episodes, scenes_dir=scenes_dir, width=size, height=size)
+        # The agent's declarations: the viewer plays VLN with discrete actions and mounts the agent's cameras.
+        interface = interface_of(agent)
+        if agent is not None:
+            who = f"agent {agent_label or getattr(agent, 'name', type(agent).__name__)!r} in the viewer"
+            interface.check_task("vln", who)
+            if interface.action_mode != "discrete":
+                raise ValueError(f"{who}: the viewer drives discrete actions, the agent acts with waypoints")
+        cameras = agent_cameras(interface, size, size, 90.0)
+        sim_config = SimConfig(cameras=cameras) if len(cameras) > 1 else None
+        self.env = NavEnv(
+            task="vln",
+            episodes=episodes,
+            scenes_dir=scenes_dir,
+            width=size,
+            height=size,
+            sim_config=sim_config,
+        )
         # Steps go through the one rollout loop body; the actions are chosen here (keyboard, expert, agent).
         self._runner = EpisodeRunner(self.env)
         self.size, self.output_dir = int(size), Path(output_dir)
         self.agent, self.agent_label = agent, agent_label or getattr(agent, "name", None)
         if hasattr(agent, "eval"):
             agent.eval()
-        # The built-in expert agent reads the environment's expert action from its observations.
-        name = getattr(agent, "name", "")
-        self._agent_wants_expert = bool(getattr(agent, "requires_expert", False) or name == "expert")
+        self._agent_wants_expert = agent is not None and interface.requires_expert
         self.episode_ids = [ep.episode_id for ep in self.env.dataset.episodes]
         # _version counts the frames recorded in this session: the page's image cache key.
         self._video, self._n_videos, self._version = None, 0, 0
