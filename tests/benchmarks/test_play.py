@@ -364,7 +364,8 @@ def test_the_viewer_reads_the_agents_declarations(tiny_dataset, tmp_path):
     waypoints = make_agent("expert", {"action_mode": "waypoint"})
     with pytest.raises(ValueError, match="the viewer drives discrete actions"):
         PlaySession(tiny_dataset / "val_unseen", agent=waypoints, size=SIZE, output_dir=tmp_path)
-    session = PlaySession(tiny_dataset / "val_unseen", agent=make_agent("expert"), size=SIZE, output_dir=tmp_path)
+    expert = make_agent("expert")
+    session = PlaySession(tiny_dataset / "val_unseen", agent=expert, size=SIZE, output_dir=tmp_path)
     try:
         state = session.run("agent")  # the expert's action reaches it because it declares requires_expert
         assert state["done"]
