@@ -1,5 +1,10 @@
 """Whole-trajectory training data from a trajectory store: render on read, padding, length-bucketed batches.
 
+This is the data of agents whose ``sample`` is ``SampleSpec(kind="trajectory")`` (Seq2Seq, CMA, RDP); windows
+around one step with a history and future poses are :mod:`trainers.data.windows`; both render through
+:class:`trainers.data.frames.FrameSource` and carry the episode's poses (``positions`` (T,3) metres, ``yaws``
+(T,) radians, world frame) and ``goal_position`` (3,) so that agents build pose targets from them.
+
 :class:`TrajectoryDataset` yields one stored episode per item with its frames either **re-rendered** from the
 stored poses (the default for episodes stored without frames: a trajectory stays a few kilobytes, and DAgger
 aggregation costs almost no disk) or read from the store when it holds them. Rendering happens in the
