@@ -12,6 +12,8 @@ On-disk layout::
           rng.json             {"ranks": [state of rank 0, rank 1, ...]}, each from ``capture_rng_state``:
                                python ``random``, numpy's global bit generator, torch CPU and CUDA states
           config.json, config.yaml   the resolved run config (only when one was given)
+          dataset.json         a copy of ``<run>/dataset.json``, the identity of the data the run trained on
+                               (:mod:`envs.datasets.digest`), when the run folder has one
       last                     symlink to the newest saved ``<step:06d>`` (``last.txt`` holding its name
                                where the filesystem has no symlinks)
       .tmp-<step>-<hex>/       a save in progress, renamed to ``<step:06d>`` when complete
@@ -41,12 +43,17 @@ import numpy as np
 import torch
 import yaml
 
+from envs.datasets.digest import RECORD_FILE
+
 logger = logging.getLogger(__name__)
 
 FORMAT = "navgym-checkpoint"
 VERSION = 1
 LAYOUT = "<step:06d>/{agent/ (config.json, model.safetensors), training_state/state.json}"
 _STEP_DIR = re.compile(r"^\d{6,}$")
+#: Files of the run folder copied into every checkpoint's ``training_state``, so that a checkpoint moved out
+#: of its run still says what it was trained on.
+RUN_RECORDS = (RECORD_FILE,)
 
 
 @dataclass
@@ -288,6 +295,9 @@ def save_checkpoint(
         _unwrap(agent).save(tmp / "agent")
         training = (step, optimizer, scheduler, extra_state, _plain_config(config), rng_states)
         _write_training_state(tmp / "training_state", *training)
+        for name in RUN_RECORDS:
+            if (root.parent / name).is_file():
+                shutil.copyfile(root.parent / name, tmp / "training_state" / name)
         _fsync_tree(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
