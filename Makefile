@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps browser-deps test test-all demo bench lint clean
+.PHONY: setup system-deps browser-deps test test-all demo results bench lint clean
 
 setup: $(STAMP)
 
@@ -36,6 +36,11 @@ test-all: setup browser-deps
 
 demo: setup
 	scripts/demo.sh $(PY)
+
+# The README's results tables, re-made over seeds (hours at the default preset; resumable: rerun to continue).
+# e.g. make results RESULTS_ARGS="--preset small"
+results: setup
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) scripts/results.py $(RESULTS_ARGS)
 
 bench: setup
 	$(PY) benchmarks/throughput.py

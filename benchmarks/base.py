@@ -18,9 +18,10 @@ Files written to ``out_dir`` (each atomically: a temporary file renamed into pla
   reference path), ``geodesic_distance`` (start-goal, metres), ``positions`` ((T+1, 3) metres),
   ``total_reward`` and ``video`` (a path or null).
 - ``summary.json``: ``benchmark``, ``task``, ``agent``, ``label``, ``checkpoint``, ``split``, ``dataset``,
-  ``seed``, ``count``, ``episode_ids``, ``metrics`` (the mean of every per-episode metric, non-finite
-  navigation errors dropped as in :func:`envs.tasks.measures.aggregate`), ``wall_time_s``, ``total_steps``,
-  ``steps_per_s``, ``camera`` and ``world_size``.
+  ``dataset_digest`` (and ``dataset_mismatch`` when the checkpoint was trained on other data, see
+  :mod:`benchmarks.provenance`), ``seed``, ``count``, ``episode_ids``, ``metrics`` (the mean of every
+  per-episode metric, non-finite navigation errors dropped as in :func:`envs.tasks.measures.aggregate`),
+  ``wall_time_s``, ``total_steps``, ``steps_per_s``, ``camera`` and ``world_size``.
 - ``videos/episode_<id>.mp4`` for the first ``n_videos`` episodes (RGB | depth | top-down map + caption).
 
 ``BENCHMARKS`` maps names (``vln_val_seen``, ``vln_val_unseen``, ``vln_test``, ``system1_pointnav``,
@@ -42,6 +43,7 @@ import numpy as np
 
 from agents.contract import AgentInterface, agent_cameras, interface_of
 from agents.registry import Registry
+from benchmarks.provenance import dataset_fields
 from envs.datasets.r2r import R2RDataset, load_episodes
 from envs.env import NavEnv
 from envs.fileio import atomic_write
@@ -341,6 +343,7 @@ class EpisodeBenchmark:
             "checkpoint": None if checkpoint is None else str(checkpoint),
             "split": self.split,
             "dataset": str(self.dataset.source),
+            **dataset_fields(self.dataset.source, checkpoint),
             "seed": self.seed,
             "count": len(records),
             "episode_ids": [r["episode_id"] for r in records],

@@ -17,6 +17,9 @@ holds ``metrics.jsonl`` (one JSON object per line with ``step`` and keys such as
 - ``actions.png``: the fraction of each discrete action per agent.
 
 Rates in the tables are percentages of episodes; lengths are metres; all values are means over episodes.
+The dataset digest of the evaluations is named under the title; a warning line stands there when a checkpoint
+was evaluated on data other than its training data (``dataset_mismatch`` in its summary) or when the
+evaluations ran on different datasets.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.provenance import dataset_lines
 from envs.fileio import atomic_path, atomic_write
 
 logger = logging.getLogger(__name__)
@@ -265,6 +269,7 @@ def write_report(
     system1 = [ev for ev in evaluations if ev.summary.get("task", "vln") != "vln"]
     run_rows = {Path(r).name: load_run_metrics(r) for r in dict.fromkeys(str(r) for r in runs)}
     lines = ["# Evaluation report", "", f"Generated {time.strftime('%Y-%m-%d %H:%M:%S')}.", ""]
+    lines += dataset_lines([(ev.label, ev.summary) for ev in evaluations])
     if vln:
         lines += ["## VLN (R2R-CE measures)", "", metrics_table(vln, VLN_COLUMNS), ""]
         lines += [

@@ -43,6 +43,7 @@ from torch.utils.data import DataLoader
 from agents.base import AGENTS, Agent, make_agent
 from agents.contract import agent_cameras, camera_spec, interface_of
 from agents.registry import Registry
+from envs.datasets.digest import write_dataset_record
 from envs.datasets.r2r import load_episodes
 from trainers import distributed
 from trainers.ablation import BlankedInputs, blank_inputs
@@ -260,6 +261,7 @@ class Trainer(abc.ABC):
         from omegaconf import OmegaConf
 
         (self.run_dir / "config.yaml").write_text(OmegaConf.to_yaml(to_dict(self.cfg)))
+        write_dataset_record(self.run_dir, self.data_dir)
         handler = logging.FileHandler(self.run_dir / "train.log")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logging.getLogger().addHandler(handler)

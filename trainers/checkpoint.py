@@ -12,6 +12,8 @@ On-disk layout::
           rng.json             {"ranks": [state of rank 0, rank 1, ...]}, each from ``capture_rng_state``:
                                python ``random``, numpy's global bit generator, torch CPU and CUDA states
           config.json, config.yaml   the resolved run config (only when one was given)
+          dataset.json         a copy of ``<run>/dataset.json``, the identity of the data the run trained on
+                               (:mod:`envs.datasets.digest`), when the run folder has one
         checksums.json         SHA-256 of every other file, written last (see :mod:`agents.checkpoints`)
       last                     symlink to the newest saved ``<step:06d>`` (``last.txt`` holding its name
                                where the filesystem has no symlinks)
@@ -56,11 +58,15 @@ from agents.checkpoints import (
     verify_checkpoint,
     write_checksums,
 )
+from envs.datasets.digest import RECORD_FILE
 
 logger = logging.getLogger(__name__)
 
 FORMAT = "navgym-checkpoint"
 VERSION = 1
+#: Files of the run folder copied into every checkpoint's ``training_state``, so that a checkpoint moved out
+#: of its run still says what it was trained on.
+RUN_RECORDS = (RECORD_FILE,)
 
 
 @dataclass
@@ -292,6 +298,9 @@ def save_checkpoint(
         _unwrap(agent).save(tmp / "agent")
         training = (step, optimizer, scheduler, extra_state, _plain_config(config), rng_states)
         _write_training_state(tmp / "training_state", *training)
+        for name in RUN_RECORDS:
+            if (root.parent / name).is_file():
+                shutil.copyfile(root.parent / name, tmp / "training_state" / name)
         write_checksums(tmp)
         _fsync_tree(tmp)
     except BaseException:

@@ -9,7 +9,8 @@ Layout of ``DIR`` (VLN-CE's, so :func:`envs.datasets.r2r.load_episodes` and VLN-
 
     scenes/house_00012.glb  (+ the JSON annotation sidecar written by envs.scenes.io.save_scene)
     {train,val_seen,val_unseen,test}/{split}.json.gz  and  {split}_gt.json.gz
-    info.json               the arguments, and per split its scenes and episode count
+    info.json               the arguments, per split its scenes and episode count, the format version and
+                            the dataset's digest (:mod:`envs.datasets.digest`)
     .work/                  manifest and per-scene intermediate results (what makes a run resumable)
 
 ``scene_id`` is relative to ``DIR/scenes`` (``"house_00012.glb"``): read a split with
@@ -46,9 +47,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from envs.datasets.digest import digest_record
 from envs.datasets.episodes import EpisodeConfig
 from envs.datasets.r2r import GroundTruthPath, Instruction, R2RDataset, VLNEpisode, save_episodes
 from envs.datasets.scene_work import (
+    FORMAT_VERSION,
     DatasetSpec,
     build_scene,
     is_scene_done,
@@ -138,7 +141,7 @@ def _split_dataset(out: Path, records: list[dict], split: str, vocab: Vocabulary
 
 
 def _assemble(out: Path, spec: DatasetSpec) -> dict[str, Path]:
-    """Write the four split files (last, each atomically) and ``info.json`` from the per-scene results."""
+    """Write the four split files (last, each atomically), then ``info.json`` with the digest of the files."""
     records = [load_scene_record(out, k) for k in range(spec.n_scenes)]
     train = [ep for r in records for ep in r["splits"].get("train", {}).get("episodes", [])]
     vocab = Vocabulary.build(ep["instruction"]["instruction_text"] for ep in train)
@@ -148,6 +151,7 @@ def _assemble(out: Path, spec: DatasetSpec) -> dict[str, Path]:
         scenes = [f"{r['scene']}.glb" for r in records if split in r["splits"]]
         n_episodes = sum(len(r["splits"][split]["episodes"]) for r in records if split in r["splits"])
         info["splits"][split] = {"episodes": n_episodes, "scenes": scenes}
+    info.update(format_version=FORMAT_VERSION, **digest_record(out))
     atomic_write(out / "info.json", json_bytes(info, compress=False))
     return paths
 

@@ -1,0 +1,457 @@
+"""Re-make the README's results tables on today's code, over seeds, with one resumable command.
+
+    python scripts/results.py [--out DIR] [--preset default|small|tiny] [--seeds N] [--only cma,random,...]
+                              [--dry-run]
+    make results RESULTS_ARGS="--preset small"
+
+Stages, in order; each is a subprocess of an existing entry point and is skipped when its output is complete,
+so an interrupted run continues where it stopped (``--dry-run`` lists them with their commands):
+
+1. ``generate``: the benchmark (``python -m envs.datasets.generate``) -> ``OUT/data/benchmark``; done when
+   its ``info.json`` records the dataset digest.
+2. ``collect``: the expert's episodes, once for every run (``python -m trainers.data.collect --store-frames``)
+   -> ``OUT/data/expert``; done when the store holds them all.
+3. ``evaluate <baseline>``: each untrained agent of :data:`ENTRIES` (``python benchmarks/run.py agent=NAME``)
+   -> ``OUT/eval/<key>``; done when its ``summary.json`` exists.
+4. ``train <key>-s<seed>``: each trained entry, for seeds ``0..N-1`` when it is a multi-seed entry and seed 0
+   otherwise (``python trainers/run.py``) -> ``OUT/runs/<key>-s<seed>``; done when the run has its final
+   evaluation (``eval/final/summary.json``); a run with a checkpoint is continued with ``resume=true``.
+   ``evaluate <key>-s<seed>`` follows it (``benchmarks/run.py checkpoint=<run>/checkpoints/last``) ->
+   ``OUT/eval/<key>-s<seed>``; done when its ``summary.json`` is that of the run's latest checkpoint.
+5. ``tables``: ``OUT/results/results.md`` (per benchmark one table, mean ± std over seeds where there are
+   several, single runs as is; the dataset digest, the code version, the command), ``results.json``, and
+   ``python -m benchmarks.report``'s ``report.md`` and plots beside them, all made from the run and
+   evaluation folders alone; done when ``results.json`` lists the same evaluations.
+
+``OUT/stages.json`` records for every stage when it finished, how long it took, and the git commit it ran on.
+``OUT/plan.json`` holds the preset: a folder made with one preset is not continued with another.
+
+**Adding an agent** (RDP, NavDP, a System-2 or dual system): one :class:`Entry` in :data:`ENTRIES`: its
+``trainers/run.py`` overrides (``agent=rdp``, and ``experiment=...`` to replace the preset's), whether it is
+run over seeds, and its benchmark (``system1_pointnav`` rows get the System-1 columns).
+
+**Time** (``--preset default``, one process at a time, on the 2-core CPU machine, estimated from the README's
+measurements): generation about 2 min (216 CPU-seconds, 2 workers), expert collection about 3 min (1,000
+episodes), six training runs of the ``navgym_dagger`` schedule at about 48 min each, their own final
+evaluation included (CMA × 3 seeds, Seq2Seq, the two ablations: 4 h 48 min; Seq2Seq and the ablations are
+not faster: their agents wander longer in the DAgger rounds), eight evaluations of the 200 val_unseen
+episodes about 20 min in all (~245,000 steps at ~200-250 steps/s: the vision-blanked agent walks ~381 steps
+an episode), tables under a minute: **about 5 h 15 min**. ``--preset small`` (12 houses, 2 seeds, 3 short
+rounds, 12 evaluation episodes) takes about 20 min, most of it evaluating barely trained agents to the
+500-step limit; ``--preset tiny`` (4 houses, the ``smoke`` agents) about a minute. ``OUT/stages.json``
+has the measured time of every stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.tables import evaluation_inputs, load_row, results_page, row_record  # noqa: E402
+from envs.datasets.digest import dataset_identity  # noqa: E402
+from envs.fileio import atomic_write  # noqa: E402
+
+logger = logging.getLogger("results")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One row of the results tables.
+
+    Attributes:
+        key: its folder names (``OUT/runs/<key>-s<seed>``, ``OUT/eval/<key>...``) and ``--only`` name.
+        label: its name in the table.
+        train: ``trainers/run.py`` overrides of a trained agent, applied after the preset's (a key given here
+            replaces the preset's); empty for an agent evaluated as it is.
+        agent: the registry name of an untrained agent (``forward``, ``random``).
+        multi_seed: train once per seed (``--seeds``) and show mean ± std; else one run, seed 0.
+        benchmark: the benchmark it is evaluated on.
+    """
+
+    key: str
+    label: str
+    train: tuple[str, ...] = ()
+    agent: str | None = None
+    multi_seed: bool = False
+    benchmark: str = "vln_val_unseen"
+
+
+#: The rows of the README's "Results on the default generated benchmark", in its order.
+ENTRIES = (
+    Entry("cma", "CMA + DAgger", train=("agent=cma",), multi_seed=True),
+    Entry("seq2seq", "Seq2Seq + DAgger", train=("agent=seq2seq",)),
+    Entry(
+        "cma-blank-instruction", "CMA, instructions blanked", ("agent=cma", "ablation.blank=[instruction]")
+    ),
+    Entry("cma-blank-vision", "CMA, vision blanked", ("agent=cma", "ablation.blank=[vision]")),
+    Entry("forward", "forward (37 × FORWARD, then STOP)", agent="forward"),
+    Entry("random", "random", agent="random"),
+)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Sizes of one results run.
+
+    Attributes:
+        generate: ``envs.datasets.generate`` options of the benchmark.
+        expert_episodes: expert episodes collected once (DAgger's round 0 of every run).
+        frame_size: camera side of the stored expert frames (the training camera of ``train``).
+        train: ``trainers/run.py`` overrides shared by every trained entry.
+        evaluate: ``benchmarks/run.py`` overrides of every evaluation.
+        seeds: default ``--seeds``.
+    """
+
+    generate: tuple[str, ...]
+    expert_episodes: int
+    frame_size: int
+    train: tuple[str, ...]
+    evaluate: tuple[str, ...] = ()
+    seeds: int = 3
+
+
+PRESETS = {
+    # The README's tables: 2,000 training episodes, 1,000 expert + nine DAgger rounds, all 200 val_unseen.
+    "default": Preset(("--preset", "default"), 1000, 64, ("experiment=navgym_dagger",)),
+    # The whole pipeline on CPU in minutes: 48 training episodes, three short rounds, 12 val_unseen.
+    "small": Preset(
+        ("--preset", "small"),
+        48,
+        64,
+        ("experiment=navgym_dagger", "trainer.rounds=3", "trainer.first_round_episodes=48")
+        + ("trainer.episodes_per_round=16", "eval.n_episodes=4"),
+        ("benchmark.n_videos=1",),
+        seeds=2,
+    ),
+    # Seconds per stage: 4 houses, the smoke agents, 2 rounds of a couple of episodes, 2 evaluation episodes.
+    "tiny": Preset(
+        ("--n-scenes", "4", "--episodes-per-scene", "2", "--unseen-fraction", "0.5")
+        + ("--val-seen-per-scene", "1", "--workers", "1", "--no-progress"),
+        4,
+        32,
+        ("experiment=smoke", "trainer=dagger", "trainer.rounds=2", "trainer.first_round_episodes=4")
+        + ("trainer.episodes_per_round=2", "trainer.epochs=1", "data.store_frames=true"),
+        ("benchmark.n_episodes=2", "benchmark.max_episode_steps=30", "benchmark.n_videos=0"),
+        seeds=2,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One evaluated row member: an entry's training run (``seed`` set) or an untrained agent (None)."""
+
+    entry: Entry
+    seed: int | None
+    name: str
+
+
+@dataclass
+class Stage:
+    """One step: ``command`` (a subprocess, built when it runs) and then ``after`` (in this process)."""
+
+    name: str
+    output: Path
+    is_done: Callable[[], bool]
+    command: Callable[[], list[str]] | None = None
+    after: Callable[[], None] | None = None
+
+
+@dataclass
+class Results:
+    """A results run: its folder, preset, entries and seeds, and the stages that make it."""
+
+    out: Path
+    preset_name: str
+    entries: list[Entry]
+    seeds: int
+    command: str
+
+    @property
+    def preset(self) -> Preset:
+        """The preset's sizes."""
+        return PRESETS[self.preset_name]
+
+    @property
+    def data(self) -> Path:
+        """The generated benchmark."""
+        return self.out / "data" / "benchmark"
+
+    @property
+    def expert(self) -> Path:
+        """The expert's trajectory store, every run's round 0."""
+        return self.out / "data" / "expert"
+
+    def runs(self) -> list[Run]:
+        """Untrained agents first, then every training run (per seed for multi-seed entries)."""
+        fixed = [Run(e, None, e.key) for e in self.entries if not e.train]
+        trained = [
+            Run(e, seed, f"{e.key}-s{seed}")
+            for e in self.entries
+            if e.train
+            for seed in range(self.seeds if e.multi_seed else 1)
+        ]
+        return fixed + trained
+
+    def run_dir(self, run: Run) -> Path | None:
+        """The training run folder (None for an untrained agent)."""
+        return None if run.seed is None else self.out / "runs" / run.name
+
+    def eval_dir(self, run: Run) -> Path:
+        """The evaluation folder (``summary.json``, ``episodes.jsonl``)."""
+        return self.out / "eval" / run.name
+
+    # ------------------------------------------------------------------------------------------ stages
+    def stages(self) -> list[Stage]:
+        """Every stage, in order (see the module docstring)."""
+        py, p, data, expert = sys.executable, self.preset, self.data, self.expert
+        generate = [py, "-m", "envs.datasets.generate", "--out", str(data), *p.generate]
+        stages = [
+            Stage("generate", data, lambda: "digest" in (_json(data / "info.json") or {}), lambda: generate)
+        ]
+        collect = [py, "-m", "trainers.data.collect", "--data", str(data), "--split", "train"]
+        collect += ["--out", str(expert), "--n-episodes", str(p.expert_episodes), "--store-frames"]
+        collect += ["--size", str(p.frame_size)]
+        if any(e.train for e in self.entries):
+            done = _bind(_collected, expert, p.expert_episodes)
+            stages.append(Stage("collect", expert, done, lambda: collect))
+        for run in self.runs():
+            if run.seed is not None:
+                stages.append(self._train_stage(run))
+            stages.append(self._evaluate_stage(run))
+        report = [py, "-m", "benchmarks.report", *map(str, self._eval_dirs()), "--out", str(self._results)]
+        report += ["--runs", *(str(self.run_dir(r)) for r in self.runs() if r.seed is not None)]
+        done = _bind(_tables_done, self._results, self._eval_dirs())
+        stages.append(Stage("tables", self._results, done, lambda: report, self.write_tables))
+        return stages
+
+    @property
+    def _results(self) -> Path:
+        return self.out / "results"
+
+    def _eval_dirs(self) -> list[Path]:
+        return [self.eval_dir(r) for r in self.runs()]
+
+    def _train_stage(self, run: Run) -> Stage:
+        folder = self.run_dir(run)
+
+        def command() -> list[str]:
+            overrides = merge_overrides(self.preset.train, run.entry.train)
+            where = [f"data.dir={self.data}", f"data.init_store={self.expert}", f"run_dir={folder}"]
+            resume = "true" if _latest(folder) is not None else "false"
+            return [
+                sys.executable,
+                "trainers/run.py",
+                *overrides,
+                *where,
+                f"seed={run.seed}",
+                f"resume={resume}",
+            ]
+
+        return Stage(
+            f"train {run.name}", folder, (folder / "eval" / "final" / "summary.json").is_file, command
+        )
+
+    def _evaluate_stage(self, run: Run) -> Stage:
+        folder, trained = self.eval_dir(run), self.run_dir(run)
+        agent = [f"checkpoint={trained}/checkpoints/last"] if trained else [f"agent={run.entry.agent}"]
+        command = [sys.executable, "benchmarks/run.py", *agent, f"benchmark={run.entry.benchmark}"]
+        command += [f"data.dir={self.data}", f"out_dir={folder}", "report=false", *self.preset.evaluate]
+        return Stage(f"evaluate {run.name}", folder, _bind(_evaluated, folder, trained), lambda: command)
+
+    # ------------------------------------------------------------------------------------------ tables
+    def write_tables(self) -> None:
+        """``results.md`` and ``results.json`` from the evaluation folders alone (``results.json`` last: it
+        marks the tables complete)."""
+        rows, records, runs = [], [], self.runs()
+        for entry in self.entries:
+            members = [r for r in runs if r.entry == entry]
+            row = load_row(entry.label, [self.eval_dir(r) for r in members], [r.seed for r in members])
+            rows.append(row)
+            records.append({"key": entry.key, **row_record(row), "eval": [r.name for r in members]})
+        identity, versions, p = dataset_identity(self.data), code_versions(self.out), self.preset
+        facts = [
+            f"command: `{self.command}` (rerun it to continue an interrupted run and remake this page)",
+            f"dataset: `{self.data}`, digest `{identity['digest']}` (generator format version "
+            f"{identity['format_version']})",
+            "code: " + (", ".join(f"`{c}` ({names})" for c, names in versions.items()) or "not recorded"),
+            f"training: `{' '.join(p.train)}` plus each row's overrides; round 0 = {p.expert_episodes} "
+            f"expert episodes; rows of several runs: seeds 0..{self.seeds - 1}, mean ± sample std; others: "
+            "seed 0",
+            "plots and per-agent details: [report.md](report.md)",
+        ]
+        title = f"Results on the generated benchmark (preset `{self.preset_name}`)"
+        page = results_page(title, facts, rows, identity["digest"])
+        atomic_write(self._results / "results.md", page.encode())
+        doc = {"command": self.command, "preset": self.preset_name, "seeds": self.seeds, "dataset": identity}
+        doc.update(code=versions, rows=records, inputs=evaluation_inputs(self._eval_dirs()))
+        atomic_write(self._results / "results.json", (json.dumps(doc, indent=2) + "\n").encode())
+
+
+def merge_overrides(*groups: tuple[str, ...]) -> list[str]:
+    """Hydra overrides of several groups; a later group's value of a key replaces an earlier one's."""
+    merged: dict[str, str] = {}
+    for group in groups:
+        for override in group:
+            merged[override.split("=", 1)[0]] = override
+    return list(merged.values())
+
+
+def _bind(fn: Callable, *args) -> Callable[[], object]:
+    return lambda: fn(*args)
+
+
+def _json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _latest(run: Path) -> Path | None:
+    from trainers.checkpoint import latest_checkpoint
+
+    return latest_checkpoint(run)
+
+
+def _collected(store: Path, n: int) -> bool:
+    from trainers.data.store import TrajectoryStore
+
+    return (store / "store.json").is_file() and len(
+        TrajectoryStore(store, readonly=True).filter(round=0)
+    ) >= n
+
+
+def _evaluated(folder: Path, run: Path | None) -> bool:
+    """``summary.json`` exists and, for a trained agent, is that of the run's latest checkpoint."""
+    summary = _json(folder / "summary.json")
+    if summary is None or run is None:
+        return summary is not None
+    latest = _latest(run)
+    return latest is not None and summary.get("checkpoint") == str(latest.resolve())
+
+
+def _tables_done(results: Path, evals: list[Path]) -> bool:
+    found = _json(results / "results.json")
+    return found is not None and found.get("inputs") == evaluation_inputs(evals)
+
+
+# ---------------------------------------------------------------------------------------------- bookkeeping
+def git_version() -> str:
+    """``<commit>`` of the checkout (``+uncommitted`` when files differ from it, ignored ones aside), or
+    ``unknown``."""
+    git = ["git", "-C", str(ROOT)]
+    try:
+        commit = subprocess.run([*git, "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True)
+        status = subprocess.run([*git, "status", "--porcelain"], capture_output=True)
+    except OSError:
+        return "unknown"
+    if commit.returncode:
+        return "unknown"
+    return commit.stdout.strip() + ("+uncommitted" if status.stdout.strip() else "")
+
+
+def record_stage(out: Path, stage: Stage, seconds: float, version: str) -> None:
+    """Add ``stage`` to ``OUT/stages.json``: the commit it ran on, when it finished, how long it took."""
+    records = _json(out / "stages.json") or {}
+    records[stage.name] = {
+        "code": version,
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "seconds": seconds,
+    }
+    atomic_write(out / "stages.json", (json.dumps(records, indent=2) + "\n").encode())
+
+
+def code_versions(out: Path) -> dict[str, str]:
+    """``{code version: the stages that ran on it}`` from ``OUT/stages.json``."""
+    groups: dict[str, list[str]] = {}
+    records = _json(out / "stages.json") or {}
+    for name, record in records.items():
+        groups.setdefault(record.get("code", "unknown"), []).append(name)
+    if len(groups) == 1:
+        return {code: "every stage" for code in groups}
+    return {code: ", ".join(names) for code, names in groups.items()}
+
+
+def execute(results: Results, dry_run: bool = False) -> None:
+    """Run every stage that is not complete, in order; ``dry_run`` prints them with their commands."""
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    version = git_version()
+    for stage in results.stages():
+        if stage.is_done():
+            logger.info("skip %s: %s is complete", stage.name, stage.output)
+            if dry_run:
+                print(f"[done] {stage.name}")
+            continue
+        command = stage.command() if stage.command else None
+        if dry_run:
+            print(f"[todo] {stage.name}" + (f"\n    {shlex.join(command)}" if command else ""))
+            continue
+        logger.info("== %s -> %s", stage.name, stage.output)
+        start = time.perf_counter()
+        if command and (rc := subprocess.run(command, cwd=ROOT, env=env).returncode):
+            raise SystemExit(
+                f"error: stage {stage.name!r} failed (exit {rc}); rerun to continue: {shlex.join(command)}"
+            )
+        if stage.after:
+            stage.after()
+        if not stage.is_done():
+            raise SystemExit(f"error: stage {stage.name!r} ended but {stage.output} is not complete")
+        record_stage(results.out, stage, round(time.perf_counter() - start, 1), version)
+
+
+def _parser() -> argparse.ArgumentParser:
+    keys = [e.key for e in ENTRIES]
+    p = argparse.ArgumentParser(prog="python scripts/results.py", description=__doc__.split("\n")[0])
+    p.add_argument("--out", type=Path, help="results folder (default runs/results/<preset>)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="default", help="sizes (default: default)")
+    p.add_argument("--seeds", type=int, help="seeds of multi-seed rows (default: 3; 2 with small and tiny)")
+    p.add_argument("--only", help=f"comma-separated rows (default all: {','.join(keys)})")
+    p.add_argument("--dry-run", action="store_true", help="print the stages and commands; run nothing")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point (see the module docstring)."""
+    parser = _parser()
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(argv)
+    entries = list(ENTRIES)
+    if args.only:
+        wanted = [k.strip() for k in args.only.split(",") if k.strip()]
+        unknown = [k for k in wanted if k not in {e.key for e in ENTRIES}]
+        if unknown:
+            parser.error(f"--only: unknown rows {unknown}; rows: {','.join(e.key for e in ENTRIES)}")
+        entries = [e for e in ENTRIES if e.key in wanted]
+    seeds = PRESETS[args.preset].seeds if args.seeds is None else args.seeds
+    if seeds < 1:
+        parser.error(f"--seeds must be >= 1, got {seeds}")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s results: %(message)s", datefmt="%H:%M:%S")
+    out = (args.out or Path("runs/results") / args.preset).resolve()
+    command = shlex.join(["python", "scripts/results.py", *argv])
+    results = Results(out, args.preset, entries, seeds, command)
+    found = _json(out / "plan.json")
+    if found is not None and found.get("preset") != args.preset:
+        parser.error(
+            f"{out} holds a results run of preset {found.get('preset')!r}: use --preset "
+            f"{found.get('preset')} to continue it, or another --out"
+        )
+    if not args.dry_run and found is None:
+        atomic_write(out / "plan.json", (json.dumps({"preset": args.preset}) + "\n").encode())
+    execute(results, args.dry_run)
+    if not args.dry_run:
+        logger.info("tables: %s", out / "results" / "results.md")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

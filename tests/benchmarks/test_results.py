@@ -1,0 +1,96 @@
+"""The results command: end to end on the tiny preset (two seeds, mean ± std), resumed, then all skipped."""
+
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.tables import ResultRow, format_stat, results_table
+from envs.datasets.digest import dataset_digest
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEC = importlib.util.spec_from_file_location("results_script", ROOT / "scripts" / "results.py")
+results_script = sys.modules[SPEC.name] = importlib.util.module_from_spec(SPEC)  # dataclasses look it up
+SPEC.loader.exec_module(results_script)
+
+
+def _run(out: Path, *extra: str) -> str:
+    """Run the tiny results command on ``out``; returns its log (stdout + stderr)."""
+    command = [
+        sys.executable,
+        "scripts/results.py",
+        "--preset",
+        "tiny",
+        "--out",
+        str(out),
+        "--only",
+        "cma,random",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([*command, *extra], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout + done.stderr
+
+
+def _ran(log: str) -> list[str]:
+    return re.findall(r"results: == (.+?) ->", log)
+
+
+def test_results_end_to_end_resumes_and_skips_finished_stages(tmp_path):
+    out = tmp_path / "results"
+    first = _ran(_run(out))
+    runs = ["evaluate random", "train cma-s0", "evaluate cma-s0", "train cma-s1", "evaluate cma-s1"]
+    assert first == ["generate", "collect", *runs, "tables"]
+    digest = dataset_digest(out / "data" / "benchmark")
+    page = (out / "results" / "results.md").read_text()
+    assert f"digest `{digest}`" in page and "python scripts/results.py --preset tiny" in page
+    assert re.search(r"code: `(\w{12}(\+uncommitted)?|unknown)` \(every stage\)", page)
+    cma = next(line for line in page.splitlines() if line.startswith("| CMA + DAgger | 2 |"))
+    assert cma.count(" ± ") == 6 and "±" not in next(
+        ln for ln in page.splitlines() if ln.startswith("| random")
+    )
+    doc = json.loads((out / "results" / "results.json").read_text())
+    summaries = [json.loads((out / "eval" / f"cma-s{s}" / "summary.json").read_text()) for s in (0, 1)]
+    row = doc["rows"][0]
+    assert row["key"] == "cma" and row["seeds"] == [0, 1]
+    assert row["metrics"]["ndtw"]["values"] == [s["metrics"]["ndtw"] for s in summaries]
+    for seed, summary in enumerate(summaries):
+        assert summary["dataset_digest"] == digest and "dataset_mismatch" not in summary
+        run = out / "runs" / f"cma-s{seed}"
+        assert json.loads((run / "dataset.json").read_text())["digest"] == digest
+        assert summary["checkpoint"] == str((run / "checkpoints" / "last").resolve())
+    assert (out / "results" / "report.md").is_file() and (out / "results" / "learning_curves.png").is_file()
+
+    (out / "eval" / "cma-s1" / "summary.json").unlink()  # as if killed while evaluating
+    assert _ran(_run(out)) == ["evaluate cma-s1", "tables"]
+    before = {p: p.stat().st_mtime_ns for p in [out / "stages.json", *out.glob("results/*")]}
+    log = _run(out)
+    assert _ran(log) == [] and len(re.findall(r"results: skip ", log)) == len(first)
+    assert before == {p: p.stat().st_mtime_ns for p in [out / "stages.json", *out.glob("results/*")]}
+    assert _run(out, "--dry-run").count("[done]") == len(first)
+
+
+def test_rows_of_several_seeds_show_mean_and_sample_std():
+    runs = [{"count": 3, "metrics": {"success": v, "steps": 10 * v}} for v in (0.4, 0.6)]
+    row = ResultRow("agent", runs, [0, 1])
+    mean, std, values = row.stats("success")
+    assert (mean, values) == (pytest.approx(0.5), [0.4, 0.6]) and std == pytest.approx(0.1414, abs=1e-4)
+    assert format_stat(mean, std, 3) == "0.500 ± 0.141" and format_stat(0.25, None, 2) == "0.25"
+    table = results_table([row, ResultRow("one", runs[:1], [None])], [("SR", "success", 3), ("NE", "ne", 2)])
+    assert "| agent | 2 | 3 | 0.500 ± 0.141 | – |" in table and "| one | 1 | 3 | 0.400 | – |" in table
+
+
+def test_an_entry_replaces_the_presets_value_of_a_key():
+    merged = results_script.merge_overrides(
+        ("experiment=navgym_dagger", "trainer.rounds=3"), ("experiment=x",)
+    )
+    assert merged == ["experiment=x", "trainer.rounds=3"]
+    keys = [e.key for e in results_script.ENTRIES]
+    assert len(set(keys)) == len(keys) and all(bool(e.train) != bool(e.agent) for e in results_script.ENTRIES)
+    with pytest.raises(SystemExit):
+        results_script.main(["--only", "cma,nonesuch", "--dry-run"])
