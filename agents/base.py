@@ -243,6 +243,9 @@ class Agent(nn.Module, abc.ABC):
     def loss(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         """Training loss on a batch shaped by :attr:`sample`; ``batch`` is not modified.
 
+        A loss may be stochastic (dropout, a diffusion model's noise and timesteps) but then draws only from
+        torch's global generator, so it is reproducible under ``torch.manual_seed`` (the trainers seed it).
+
         Args:
             batch: tensors (strings as lists). ``trajectory`` samples — B padded whole trajectories of T
                 steps (:func:`trainers.data.dataset.collate_trajectories`): ``rgb`` (B,T,H,W,3) uint8,
