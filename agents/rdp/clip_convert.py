@@ -6,7 +6,8 @@ Hugging Face CLIP directory that RDP reads (``config.json`` + ``model.safetensor
 
 The ``.pt`` file is read with ``torch.load(weights_only=True)``: PyTorch's allow-list unpickler, which
 rebuilds only tensors and plain containers and refuses every other class, so a hostile file cannot run code.
-The architecture is read off the tensor shapes (OpenAI's convention: 64-d attention heads, quick-GELU).
+The architecture is read off the tensor shapes (OpenAI's convention: 64-d attention heads, quick-GELU;
+``--head-width`` for other models).
 LongCLIP's two text position tables are merged as LongCLIP's forward uses them: rows 0-19 from
 ``positional_embedding`` and rows 20-247 from ``positional_embedding_res``. The tokenizer (CLIP's BPE, which
 LongCLIP shares) is copied from ``--tokenizer`` (any CLIP directory holding ``vocab.json`` and ``merges.txt``
@@ -67,22 +68,23 @@ def text_positions(state: Mapping[str, Tensor]) -> Tensor:
     return table
 
 
-def config_from_state(state: Mapping[str, Tensor]) -> Any:
-    """A ``CLIPConfig`` read off an OpenAI-format state dict's shapes."""
+def config_from_state(state: Mapping[str, Tensor], head_width: int = 64) -> Any:
+    """A ``CLIPConfig`` read off an OpenAI-format state dict's shapes (``head_width`` channels per attention
+    head, 64 in OpenAI's and LongCLIP's models)."""
     from transformers import CLIPConfig
 
     vocab, text_width = state["token_embedding.weight"].shape
     vision_width, _, patch, _ = state["visual.conv1.weight"].shape
     grid = round((state["visual.positional_embedding"].shape[0] - 1) ** 0.5)
     text = {
-        "vocab_size": vocab, "hidden_size": text_width, "num_attention_heads": text_width // 64,
+        "vocab_size": vocab, "hidden_size": text_width, "num_attention_heads": text_width // head_width,
         "intermediate_size": state["transformer.resblocks.0.mlp.c_fc.weight"].shape[0],
         "num_hidden_layers": _layers(state, "transformer.resblocks."),
         "max_position_embeddings": text_positions(state).shape[0], "hidden_act": "quick_gelu",
         "bos_token_id": vocab - 2, "eos_token_id": vocab - 1, "pad_token_id": vocab - 1,
     }  # fmt: skip
     vision = {
-        "hidden_size": vision_width, "num_attention_heads": vision_width // 64, "patch_size": patch,
+        "hidden_size": vision_width, "num_attention_heads": vision_width // head_width, "patch_size": patch,
         "intermediate_size": state["visual.transformer.resblocks.0.mlp.c_fc.weight"].shape[0],
         "num_hidden_layers": _layers(state, "visual.transformer.resblocks."), "image_size": grid * patch,
         "hidden_act": "quick_gelu",
@@ -134,14 +136,16 @@ def read_openai_state(path: str | Path) -> dict[str, Tensor]:
     return state
 
 
-def convert(src: str | Path, out: str | Path, tokenizer: str | Path | None = None) -> Path:
+def convert(
+    src: str | Path, out: str | Path, tokenizer: str | Path | None = None, head_width: int = 64
+) -> Path:
     """Write the CLIP directory ``out`` from the checkpoint ``src`` (atomically: a temporary directory,
     renamed);
     returns ``out``. The result is loaded back before the rename, so a written directory always loads."""
     from safetensors.torch import save_file
 
     state = read_openai_state(src)
-    config = config_from_state(state)
+    config = config_from_state(state, head_width)
     tensors = convert_state(state)
     model = build_clip(config)
     model.load_state_dict(tensors, strict=True)
@@ -176,9 +180,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("src", help="OpenAI-format CLIP or LongCLIP checkpoint (.pt / .pth)")
     parser.add_argument("out", help="the CLIP directory to write")
     parser.add_argument("--tokenizer", help="a CLIP directory whose tokenizer files are copied")
+    parser.add_argument("--head-width", type=int, default=64, help="channels per attention head (64)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    convert(args.src, args.out, args.tokenizer)
+    convert(args.src, args.out, args.tokenizer, args.head_width)
 
 
 if __name__ == "__main__":
