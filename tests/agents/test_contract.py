@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from agents import AGENTS, Agent, load_agent, make_agent
-from agents.weights import WEIGHTS_FILE, WEIGHTS_INDEX_FILE
 from agents.contract import CameraRequest, SampleSpec, agent_cameras, interface_of
+from agents.weights import WEIGHTS_FILE, WEIGHTS_INDEX_FILE
 from benchmarks.base import BENCHMARKS
 from envs.nav.geometry import agent_frame_deltas, resample_path
 from trainers.ablation import BlankedInputs
