@@ -248,3 +248,50 @@ def test_errors_name_the_missing_key_and_the_wrong_checkpoint(tmp_path):
     (tmp_path / "rdp" / "config.json").write_text(config)
     with pytest.raises(ValueError, match="weights do not match"):
         load_agent(tmp_path / "rdp")
+
+
+def test_the_paper_preset_has_the_published_sizes():
+    from agents.rdp import RDPConfig
+
+    c = RDPConfig.paper(clip_path="checkpoints/longclip-B")
+    assert (c.rgb_encoder, c.text_encoder, c.clip_text_positions, c.clip_path) == (
+        "clip",
+        "clip",
+        248,
+        "checkpoints/longclip-B",
+    )
+    assert (c.token_size, c.hidden_size, c.head_size, c.head_layers, c.head_cond_layers, c.head_heads) == (
+        512,
+        512,
+        512,
+        3,
+        1,
+        8,
+    )
+    assert (c.depth_backbone, c.depth_size, c.depth_feature_size, c.depth_trainable) == (
+        "resnet50",
+        256,
+        768,
+        False,
+    )
+    assert (c.horizon, c.num_train_timesteps, c.guidance_scale, c.cfg_mask_prob, c.max_dyaw) == (
+        8,
+        20,
+        1.5,
+        0.25,
+        0.27,
+    )
+    with pytest.raises(ValueError, match="RDPConfig.len_traj_act must be <= horizon"):
+        RDPConfig(len_traj_act=9)
+
+
+@pytest.mark.slow
+def test_the_paper_model_counts_the_published_frozen_parts():
+    from agents.rdp import RDPConfig
+    from agents.rdp.measure import parameter_counts
+
+    counts = parameter_counts(make_agent("rdp", RDPConfig.paper(), instructions=TEXTS))
+    assert round(counts["total"], 2) == 197.85 and round(counts["trainable"], 2) == 41.47
+    assert (
+        round(counts["total"] - counts["trainable"], 2) == 156.38
+    )  # CLIP ViT-B/16 towers + DD-PPO ResNet-50
