@@ -1,7 +1,8 @@
-"""Navigation agents: the ``Agent`` interface, its registry, baselines and the VLN-CE Seq2Seq / CMA policies.
+"""Navigation agents: the ``Agent`` interface, its registry, baselines, the VLN-CE Seq2Seq / CMA policies
+and RDP.
 
 Importing this package registers every agent: ``make_agent(name)`` for ``expert``, ``random``, ``forward``,
-``seq2seq`` and ``cma``, then the agents of the modules named in the environment variable
+``seq2seq``, ``cma`` and ``rdp``, then the agents of the modules named in the environment variable
 ``NAVGYM_PLUGINS`` (comma-separated importable module names, e.g. ``NAVGYM_PLUGINS=mylab.agents``): such a
 module defines an :class:`Agent` subclass and registers it with ``@AGENTS.register(name)``; it is then trained
 and evaluated like the built-in agents (``trainers/run.py agent=<name>``, its config schema is stored).
@@ -10,7 +11,7 @@ and evaluated like the built-in agents (``trainers/run.py agent=<name>``, its co
 import importlib
 import os
 
-from agents import cma, expert, seq2seq
+from agents import cma, expert, rdp, seq2seq
 from agents.base import AGENTS, NUM_ACTIONS, Agent, load_agent, make_agent
 from agents.registry import Registry
 
@@ -45,5 +46,6 @@ __all__ = [
     "load_agent",
     "load_plugins",
     "make_agent",
+    "rdp",
     "seq2seq",
 ]

@@ -120,11 +120,10 @@ class Agent(nn.Module, abc.ABC):
 
     Observations given to :meth:`act` are batched dicts of numpy arrays or tensors: ``rgb`` (B,H,W,3) uint8,
     ``depth`` (B,H,W,1) float32 metres from the main camera, ``<uuid>_rgb`` / ``<uuid>_depth`` from the other
-    declared cameras, and the task's keys: ``instruction_text`` list[str] of length B and ``instruction``
-    (B,L)
-    int64 (VLN); ``pointgoal`` (B,2) float32 (distance m, angle rad), ``gps`` (B,2), ``compass`` (B,1)
-    (point goal); ``imagegoal`` (B,H,W,3) uint8 (image goal); ``expert_action`` (B,) int64 or
-    (B, n_waypoints, 3) float32 when ``requires_expert``.
+    declared cameras, and the task's keys: ``instruction_text`` list[str] of length B, ``instruction``
+    (B,L) int64 and ``odometry`` (B,3) float32 (x, y, dyaw in the start frame) (VLN); ``pointgoal`` (B,2)
+    float32 (distance m, angle rad), ``gps`` (B,2), ``compass`` (B,1) (point goal); ``imagegoal`` (B,H,W,3)
+    uint8 (image goal); ``expert_action`` (B,) int64 or (B, n_waypoints, 3) float32 when ``requires_expert``.
 
     Args:
         config: an instance of ``config_class``.
@@ -243,6 +242,9 @@ class Agent(nn.Module, abc.ABC):
 
     def loss(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         """Training loss on a batch shaped by :attr:`sample`; ``batch`` is not modified.
+
+        A loss may be stochastic (dropout, a diffusion model's noise and timesteps) but then draws only from
+        torch's global generator, so it is reproducible under ``torch.manual_seed`` (the trainers seed it).
 
         Args:
             batch: tensors (strings as lists). ``trajectory`` samples — B padded whole trajectories of T

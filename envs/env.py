@@ -6,11 +6,11 @@ and cached, see :mod:`envs.datasets.default`); ``episodes=`` (an R2R-CE file or 
 ``scenes_dir=`` select real data.
 
 Observations (``Dict``): the cameras' ``rgb`` (H,W,3) uint8 and ``depth`` (H,W,1) float32 metres (z-depth
-clipped to [min_depth, max_depth]), plus the task's own keys (``instruction``, ``instruction_text``;
-``pointgoal``, ``gps``, ``compass``; ``imagegoal``). Actions: ``Discrete(4)`` (0 STOP, 1 FORWARD, 2 LEFT, 3
-RIGHT; 6 with ``look_actions``) or, with ``action_mode="waypoint"``, a ``Box`` (n_waypoints, 3) of (dx m
-forward, dy m left, dyaw rad) in the agent frame (|dx|, |dy| <= max(1, 0.5 * n_waypoints) m), followed by the
-simulator's velocity-limited controller.
+clipped to [min_depth, max_depth]), plus the task's own keys (``instruction``, ``instruction_text``,
+``odometry``; ``pointgoal``, ``gps``, ``compass``; ``imagegoal``). Actions: ``Discrete(4)`` (0 STOP, 1
+FORWARD, 2 LEFT, 3 RIGHT; 6 with ``look_actions``) or, with ``action_mode="waypoint"``, a ``Box``
+(n_waypoints, 3) of (dx m forward, dy m left, dyaw rad) in the agent frame (|dx|, |dy| <= max(1, 0.5 *
+n_waypoints) m), followed by the simulator's velocity-limited controller.
 
 Episodes end with ``terminated=True`` when the task says so (STOP; System-1 arrival or stuck) and with
 ``truncated=True`` at the step limit. ``info`` always holds ``episode_id``, ``scene_id``, ``collided``; at the

@@ -92,6 +92,26 @@ def agent_frame_deltas(positions, yaws, origin, origin_yaw: float) -> np.ndarray
     return np.stack([forward, left, dyaw], axis=1).astype(np.float32)
 
 
+def start_frame_odometry(positions, yaws, start_position, start_yaw: float) -> np.ndarray:
+    """Odometry: poses in the frame of the episode's start pose, (N, 3) float32 ``(x, y, dyaw)``.
+
+    ``x`` is metres forward and ``y`` metres to the left of the start heading, ``dyaw`` the yaw change since
+    the start in radians wrapped to [-pi, pi), left positive (:func:`agent_frame_deltas` from the start pose).
+    Positions and yaws are first rounded to float32, the precision of stored trajectories, so odometry
+    recomputed from a stored episode's poses equals the environment's observation bit for bit.
+
+    Args:
+        positions: (N, 3) world positions, metres.
+        yaws: (N,) world yaws, radians.
+        start_position: (3,) the episode's start position.
+        start_yaw: the episode's start yaw, radians.
+    """
+    positions = np.asarray(positions, np.float32).reshape(-1, 3)
+    yaws = np.asarray(yaws, np.float32).reshape(-1)
+    start = np.asarray(start_position, np.float32).reshape(3)
+    return agent_frame_deltas(positions, yaws, start, float(np.float32(start_yaw)))
+
+
 def resample_path(path, spacing: float, n: int) -> np.ndarray:
     """``n`` points every ``spacing`` metres of arc length along an (M, 3) polyline, starting one spacing
     after

@@ -8,6 +8,7 @@ SPL, oracle success, navigation error, nDTW and SDTW follow VLN-CE's measures ex
 
 from __future__ import annotations
 
+import math
 import string
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,7 @@ import numpy as np
 from gymnasium import spaces
 
 from envs.datasets.vocab import MAX_INSTRUCTION_LENGTH, Vocabulary
+from envs.nav.geometry import start_frame_odometry, yaw_from_quaternion
 from envs.tasks import measures
 from envs.tasks.base import NavTask, TaskConfig
 
@@ -24,10 +26,14 @@ if TYPE_CHECKING:
 #: Characters an instruction may contain (the ``instruction_text`` space's charset).
 INSTRUCTION_CHARSET = frozenset(string.printable)
 MAX_INSTRUCTION_CHARS = 4096
+#: Metres bounding the odometry observation's x and y.
+ODOMETRY_LIMIT = 1e4
 
 
 class VLNTask(NavTask):
-    """R2R-CE VLN: observations ``instruction`` (L,) int64 token ids (PAD 0) and ``instruction_text``.
+    """R2R-CE VLN: observations ``instruction`` (L,) int64 token ids (PAD 0), ``instruction_text`` and
+    ``odometry`` (3,) float32 ``(x m forward, y m left, dyaw rad left positive)`` of the agent in the frame of
+    the episode's start pose (an ideal wheel odometry / IMU, :func:`envs.nav.geometry.start_frame_odometry`).
 
     Args:
         config: task settings (R2R-CE defaults).
@@ -46,16 +52,21 @@ class VLNTask(NavTask):
         self.success_reward = success_reward
 
     def observation_spaces(self, sim_config: SimConfig) -> dict[str, spaces.Space]:
-        """``instruction`` and ``instruction_text``."""
+        """``instruction``, ``instruction_text`` and ``odometry``."""
         n_vocab = len(self.vocab) if self.vocab is not None else 2**31 - 1
+        limit = np.array([ODOMETRY_LIMIT, ODOMETRY_LIMIT, math.pi], np.float32)
         return {
             "instruction": spaces.Box(0, n_vocab - 1, (MAX_INSTRUCTION_LENGTH,), np.int64),
             "instruction_text": spaces.Text(MAX_INSTRUCTION_CHARS, min_length=0, charset=INSTRUCTION_CHARSET),
+            "odometry": spaces.Box(-limit, limit, dtype=np.float32),
         }
 
     def observe(self, sim: Simulator) -> dict[str, np.ndarray | str]:
-        """The episode's instruction as tokens (padded/truncated to 200) and text."""
-        return {"instruction": self._tokens.copy(), "instruction_text": self._text}
+        """The episode's instruction as tokens (padded/truncated to 200) and text, and the odometry."""
+        state = sim.get_agent_state()
+        yaw = yaw_from_quaternion(state.rotation)
+        odometry = start_frame_odometry(state.position, [yaw], self.start_position, self.start_yaw)[0]
+        return {"instruction": self._tokens.copy(), "instruction_text": self._text, "odometry": odometry}
 
     def reset(self, sim: Simulator, episode, reference: np.ndarray | None = None) -> None:
         """Start the episode and prepare its instruction observations."""

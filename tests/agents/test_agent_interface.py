@@ -19,14 +19,29 @@ def make_obs(rng, b=B):
         "depth": (rng.random((b, SIZE, SIZE, 1)) * 12).astype(np.float32),
         "instruction_text": TEXTS[:b],
         "instruction": rng.integers(0, 50, (b, 200)).astype(np.int64),
+        "odometry": rng.normal(0, 2, (b, 3)).astype(np.float32),
         "expert_action": rng.integers(0, NUM_ACTIONS, b).astype(np.int64),
     }
+
+
+def walk(actions):
+    """(B, T, 3) positions and (B, T) yaws of an agent executing the discrete actions (0.25 m, 15°)."""
+    positions, yaws = np.zeros((*actions.shape, 3), np.float32), np.zeros(actions.shape, np.float32)
+    for t in range(1, actions.shape[1]):
+        a, yaw = actions[:, t - 1], yaws[:, t - 1]
+        yaws[:, t] = yaw + np.radians(15) * ((a == 2).astype(np.float32) - (a == 3))
+        step = 0.25 * (a == 1)
+        positions[:, t] = positions[:, t - 1] + np.stack(
+            [-np.sin(yaw) * step, 0 * yaw, -np.cos(yaw) * step], 1
+        )
+    return positions, yaws
 
 
 def make_batch(rng):
     actions = rng.integers(0, NUM_ACTIONS, (B, T)).astype(np.int64)
     mask = np.ones((B, T), dtype=bool)
     mask[1, 3:] = False
+    positions, yaws = walk(actions)
     return {
         "rgb": rng.integers(0, 256, (B, T, SIZE, SIZE, 3), dtype=np.uint8),
         "depth": (rng.random((B, T, SIZE, SIZE, 1)) * 12).astype(np.float32),
@@ -35,6 +50,9 @@ def make_batch(rng):
         "prev_actions": np.concatenate([np.full((B, 1), -1), actions[:, :-1]], axis=1),
         "mask": mask,
         "progress": rng.random((B, T)).astype(np.float32),
+        "positions": positions,
+        "yaws": yaws,
+        "goal_position": positions[:, -1],
     }
 
 
@@ -121,6 +139,7 @@ def test_loss_is_finite_with_gradients_and_no_mutation(name):
     batch = make_batch(rng)
     batch_t = {k: torch.as_tensor(v) if isinstance(v, np.ndarray) else v for k, v in batch.items()}
     before, before_t = copy.deepcopy(batch), copy.deepcopy(batch_t)
+    torch.manual_seed(0)  # a loss may draw noise (diffusion, dropout) from torch's global generator
     loss, info = agent.loss(batch)
     assert loss.ndim == 0 and torch.isfinite(loss)
     assert set(info) >= {"loss/action", "loss/progress", "accuracy"}
@@ -136,6 +155,7 @@ def test_loss_is_finite_with_gradients_and_no_mutation(name):
         grads = [p.grad.abs().sum() for n, p in trainable if n.startswith(f"net.{module}.")]
         assert sum(grads) > 0, module
     assert_same(batch, before)
+    torch.manual_seed(0)
     loss_t, _ = agent.loss(batch_t)
     assert torch.allclose(loss_t, loss)
     assert_same(batch_t, before_t)

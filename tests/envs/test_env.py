@@ -211,3 +211,17 @@ def test_missing_scene_file_names_it(tiny_dataset, tmp_path):
     env = gym.make("NavGym/VLN-v0", episodes=split, width=SIZE, height=SIZE)
     with pytest.raises(FileNotFoundError, match="nowhere/house.glb"):
         env.reset(options={"episode_id": ep_id})
+
+
+def test_vln_odometry_is_the_pose_in_the_start_frame(tiny_dataset):
+    env = make("vln", tiny_dataset, split="train")
+    obs, _ = env.reset(seed=0)
+    np.testing.assert_array_equal(obs["odometry"], np.zeros(3, np.float32))
+    obs, *_ = env.step(2)  # TURN_LEFT 15°: no motion, yaw +15°
+    np.testing.assert_allclose(obs["odometry"], [0.0, 0.0, np.radians(15)], atol=1e-6)
+    obs, *_ = env.step(1)  # MOVE_FORWARD 0.25 m along the turned heading (unless a wall is in the way)
+    if not env.unwrapped.sim.collided:
+        c, s = np.cos(np.radians(15)), np.sin(np.radians(15))
+        np.testing.assert_allclose(obs["odometry"], [0.25 * c, 0.25 * s, np.radians(15)], atol=1e-5)
+    assert env.observation_space.contains(obs)
+    env.close()
