@@ -78,6 +78,8 @@ class Entry:
         agent: the registry name of an untrained agent (``forward``, ``random``).
         multi_seed: train once per seed (``--seeds``) and show mean ± std; else one run, seed 0.
         benchmark: the benchmark it is evaluated on.
+        preset_train: per preset, overrides applied after ``train`` (e.g. the tiny preset's smoke-sized
+            agent for an agent whose fields ``experiment=smoke`` does not know).
     """
 
     key: str
@@ -86,6 +88,7 @@ class Entry:
     agent: str | None = None
     multi_seed: bool = False
     benchmark: str = "vln_val_unseen"
+    preset_train: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 #: The rows of the README's "Results on the default generated benchmark", in its order.
@@ -96,6 +99,7 @@ ENTRIES = (
         "cma-blank-instruction", "CMA, instructions blanked", ("agent=cma", "ablation.blank=[instruction]")
     ),
     Entry("cma-blank-vision", "CMA, vision blanked", ("agent=cma", "ablation.blank=[vision]")),
+    Entry("rdp", "RDP + DAgger", ("agent=rdp",), preset_train=(("tiny", ("experiment=smoke_rdp",)),)),
     Entry("forward", "forward (37 × FORWARD, then STOP)", agent="forward"),
     Entry("random", "random", agent="random"),
 )
@@ -248,7 +252,8 @@ class Results:
         folder = self.run_dir(run)
 
         def command() -> list[str]:
-            overrides = merge_overrides(self.preset.train, run.entry.train)
+            extra = dict(run.entry.preset_train).get(self.preset_name, ())
+            overrides = merge_overrides(self.preset.train, run.entry.train, extra)
             where = [f"data.dir={self.data}", f"data.init_store={self.expert}", f"run_dir={folder}"]
             resume = "true" if _latest(folder) is not None else "false"
             return [

@@ -54,8 +54,22 @@ def test_every_logger_yaml_composes(logger):
     assert "jsonl" in config.logger.sinks and (logger == "jsonl" or logger in config.logger.sinks)
 
 
-@pytest.mark.parametrize("experiment", _yamls("experiment"))
-@pytest.mark.parametrize("agent", ["seq2seq", "cma"])
+def _experiment_agents() -> list[tuple[str, str]]:
+    """Each experiment with the agents it is for: ``smoke`` sizes the recurrent agents, ``smoke_rdp`` RDP; the
+    schedules that set no agent field go with every trainable agent."""
+    pairs = []
+    for experiment in _yamls("experiment"):
+        if experiment == "smoke_rdp":
+            agents = ["rdp"]
+        elif experiment == "smoke":
+            agents = ["seq2seq", "cma"]
+        else:
+            agents = ["seq2seq", "cma", "rdp"]
+        pairs += [(experiment, agent) for agent in agents]
+    return pairs
+
+
+@pytest.mark.parametrize(("experiment", "agent"), _experiment_agents())
 def test_every_experiment_composes(experiment, agent):
     config = to_config(_compose(f"experiment={experiment}", f"agent={agent}"))
     assert config.agent.name == agent
