@@ -9,10 +9,12 @@ between ranks travel as JSON text, so only JSON-able values cross processes.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
 import random
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -21,6 +23,15 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
+
+if dist.is_available():
+    # torch.distributed.nn.functional binds ``group=group.WORLD`` as default arguments when it is first
+    # imported, and DDP imports it lazily (through torch._dynamo), i.e. after init_process_group. Those
+    # defaults would then hold the default group, so destroy_process_group would leave its gloo threads
+    # running until the interpreter shuts down; a gloo thread that frees a Python-owned tensor then is ended
+    # by Python with pthread_exit, which aborts the process ("terminate called without an active exception").
+    # Imported here, before any group exists, the defaults bind None.
+    import torch.distributed.nn.functional  # noqa: F401
 
 logger = logging.getLogger(__name__)
 
@@ -146,9 +157,23 @@ def barrier() -> None:
 
 
 def cleanup() -> None:
-    """Leaves and destroys the process group; no-op when not distributed."""
-    if is_initialized():
-        dist.destroy_process_group()
+    """Destroys the process group, stopping its threads and closing its sockets; no-op when not distributed.
+
+    Drop the wrapped model first: a DDP or FSDP wrapper holds the group, whose threads then run on until the
+    wrapper is freed, at worst during interpreter shutdown, where a gloo thread that needs the GIL aborts the
+    process with SIGABRT. Wrappers only reachable through reference cycles are collected here; a group that
+    something still holds after destruction is logged as a warning.
+    """
+    if not is_initialized():
+        return
+    gc.collect()
+    group = weakref.ref(dist.group.WORLD)
+    dist.destroy_process_group()
+    if group() is not None:
+        logger.warning(
+            "the process group is still referenced after destroy_process_group (a DDP/FSDP wrapper?): its "
+            "threads stop only when that is freed; drop the wrapped model before cleanup()"
+        )
 
 
 def wrap_ddp(module: nn.Module, info: DistInfo, **ddp_kwargs: Any) -> nn.Module:

@@ -1,6 +1,7 @@
 """Distributed helpers: two gloo CPU processes shard, gather and train a DDP module in lock-step."""
 
 import json
+import os
 import socket
 
 import pytest
@@ -22,9 +23,12 @@ from trainers.distributed import (
 ITEMS = [f"episode_{i}" for i in range(11)]
 
 
-def _worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
-    import os
+def _n_threads() -> int:
+    """OS threads of this process (a gloo group runs two work threads and an I/O thread); 0 without /proc."""
+    return len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else 0
 
+
+def _worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
     os.environ.update(
         RANK=str(rank),
         WORLD_SIZE=str(world_size),
@@ -33,6 +37,7 @@ def _worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
         MASTER_PORT=str(port),
     )
     torch.set_num_threads(1)
+    threads_before = _n_threads()
     info = init_distributed(device="cpu")
     gathered = all_gather_objects(shard(ITEMS, info.rank, info.world_size))
     seed_everything(0, info.rank)  # different data on each rank
@@ -51,8 +56,10 @@ def _worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
         "data": all_gather_objects({"x": x.tolist(), "y": y.tolist()}),
         "params": [p.detach().tolist() for p in model.parameters()],
     }
+    del ddp, model, opt  # the wrapper holds the group: drop it so that cleanup() really tears the group down
     barrier()
     cleanup()
+    result["threads_left"] = _n_threads() - threads_before
     with open(f"{out_dir}/{rank}.json", "w") as f:
         json.dump(result, f)
 
@@ -73,6 +80,8 @@ def test_two_gloo_ranks_shard_gather_and_average_gradients(tmp_path):
     assert r0["initial"][0] == r0["initial"][1]  # DDP broadcast rank 0's weights
     assert r0["data"][0] != r0["data"][1]
     assert r0["params"] == r1["params"]  # identical after a step on different data
+    # cleanup() stopped the group's threads, so none are left to be torn down during interpreter shutdown.
+    assert r0["threads_left"] <= 0 and r1["threads_left"] <= 0
 
     # The averaged gradient equals the gradient of the loss over both ranks' batches (equal sizes).
     model = nn.Linear(3, 1)
