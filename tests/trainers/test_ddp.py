@@ -29,6 +29,7 @@ flat = torch.cat([p.detach().flatten() for p in trainer.agent.parameters()]).num
 out = {{"hash": hashlib.sha256(flat.tobytes()).hexdigest(), "step": trainer.state.step, "final": final}}
 with open(sys.argv[1] + f"/rank{{info.rank}}.json", "w") as f:
     json.dump(out, f)
+del trainer  # its DDP wrapper holds the process group; cleanup() tears the group down once that is gone
 distributed.cleanup()
 """
 
