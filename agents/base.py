@@ -150,6 +150,10 @@ class Agent(nn.Module, abc.ABC):
     sample: ClassVar[SampleSpec] = SampleSpec()
     #: Weights larger than this are written as safetensors shards (None: one file).
     max_shard_bytes: ClassVar[int | None] = None
+    #: Under ``distributed=fsdp``: class names of submodules sharded as units of their own (each all-gathered
+    #: in its ``forward``, e.g. a transformer's decoder layers). Only modules that :meth:`loss` calls through
+    #: ``forward`` qualify; the rest of the agent is one unit gathered around the whole loss (the default).
+    fsdp_units: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, abstract: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -288,15 +292,21 @@ class Agent(nn.Module, abc.ABC):
         """Called by the trainer after every optimiser step (``step`` counts them): e.g. an EMA of weights."""
 
     # ------------------------------------------------------------------------------------------ checkpoints
-    def save(self, directory: str | os.PathLike) -> None:
+    def save(self, directory: str | os.PathLike, state: Mapping[str, torch.Tensor] | None = None) -> None:
         """Write ``config.json``, the weights and the agent's extra files into ``directory``.
 
         The directory is created if needed; each file is written to a temporary name, then renamed, and
         ``config.json`` (which lists the weight files) comes last.
+
+        Args:
+            directory: the agent folder.
+            state: the weights to write instead of ``state_dict()`` (the whole weights gathered from the
+                shards of a model trained with FSDP).
         """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        tensors = {k: v.detach().to("cpu").contiguous() for k, v in self.state_dict().items()}
+        state = self.state_dict() if state is None else state
+        tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
         files = write_weights(directory, tensors, {"agent": self.name}, self.max_shard_bytes)
         extra = self.save_extra(directory)
         meta = {

@@ -58,6 +58,7 @@ from trainers.data.dataset import (
 from trainers.data.store import TrajectoryStore
 from trainers.data.windows import WindowBatchSampler, WindowDataset, collate_windows, sample_count
 from trainers.metrics import MetricsLogger
+from trainers.sharded import AgentSnapshot, OptimizerSnapshot, ShardedOptimizer, gather_full_states, gathered
 
 logger = logging.getLogger(__name__)
 
@@ -173,12 +174,13 @@ class Trainer(abc.ABC):
         ids = [ep.episode_id for ep in env.dataset.episodes]
         plan = episode_plan(ids, round.n_episodes, self.cfg.seed, round.index)
         start = time.perf_counter()
-        results = collect(
-            env, TrajectoryStore(self.store_dir), plan, round.index, round.beta,
-            agent=self.policy() if round.beta < 1.0 else None, seed=self.cfg.seed,
-            store_frames=self.cfg.data.store_frames, rank=info.rank, world_size=info.world_size,
-            progress=info.is_main,
-        )  # fmt: skip
+        with gathered(self.model, self.sharded and round.beta < 1.0):  # the agent acts with whole weights
+            results = collect(
+                env, TrajectoryStore(self.store_dir), plan, round.index, round.beta,
+                agent=self.policy() if round.beta < 1.0 else None, seed=self.cfg.seed,
+                store_frames=self.cfg.data.store_frames, rank=info.rank, world_size=info.world_size,
+                progress=info.is_main,
+            )  # fmt: skip
         # Steps collected now give the rate; the round's episodes in the store (a resumed collection's too)
         # give the totals. The gather also waits for every rank's appends.
         steps = sum(distributed.all_gather_objects(sum(len(r.actions) for r in results)))
@@ -242,13 +244,20 @@ class Trainer(abc.ABC):
         ckpt = latest_checkpoint(self.run_dir) if cfg.resume else None
         self.agent = Agent.load(ckpt / "agent") if ckpt else self.build_agent()
         self.agent.to(info.device)
-        self.model = distributed.wrap_ddp(LossModule(self.agent), info, find_unused_parameters=True)
+        strategy = cfg.distributed
+        # FSDP shards the agent's declared units on their own and the rest as one unit around the loss.
+        units = {"shard_modules": list(self.agent.fsdp_units)} if strategy == "fsdp" else {}
+        self.model = distributed.wrap_model(
+            LossModule(self.agent), info, strategy, find_unused_parameters=True, **units
+        )
+        self.sharded = strategy == "fsdp" and info.distributed  # parameters are shards: gather to save
         # Built partially so that the parameter groups (dicts of tensors) stay out of OmegaConf's hands.
         self.optimizer = instantiate(asdict(cfg.optim), _partial_=True)(self.agent.param_groups())
         self.scheduler = instantiate(cfg.scheduler, optimizer=self.optimizer) if cfg.scheduler else None
         self.scaler = torch.amp.GradScaler("cuda", enabled=self._amp_dtype() == torch.float16)
         if ckpt is not None:
-            state = load_checkpoint(ckpt, self.optimizer, self.scheduler, rank=info.rank)
+            optimizer = ShardedOptimizer(self.model, self.optimizer) if self.sharded else self.optimizer
+            state = load_checkpoint(ckpt, optimizer, self.scheduler, rank=info.rank)
             self.state = TrainerState(**state.extra_state["trainer"])
             logger.info("resumed %s at step %d (%s)", ckpt, state.step, self.state)
         config = to_dict(cfg)
@@ -378,12 +387,13 @@ class Trainer(abc.ABC):
                 max_episode_steps=e.max_episode_steps,
             )  # fmt: skip
         out_dir = self.run_dir / "eval" / tag if tag == "final" else None
-        summary, _ = self._benchmarks[n_episodes].run(
-            self.policy(),
-            out_dir,
-            label=f"{self.agent.name}@{self.state.step}",
-            deterministic=e.deterministic,
-        )
+        with gathered(self.model, self.sharded):  # the agent acts with whole weights
+            summary, _ = self._benchmarks[n_episodes].run(
+                self.policy(),
+                out_dir,
+                label=f"{self.agent.name}@{self.state.step}",
+                deterministic=e.deterministic,
+            )
         metrics = {f"{tag}/{k}": v for k, v in summary["metrics"].items()}
         metrics[f"{tag}/episodes"] = summary["count"]
         self.log(metrics)
@@ -400,10 +410,14 @@ class Trainer(abc.ABC):
         """Checkpoint the agent, optimiser, scheduler, every rank's RNG and the trainer state (rank 0
         writes)."""
         rng = distributed.all_gather_objects(capture_rng_state())
+        agent, optimizer = self.agent, self.optimizer
+        if self.sharded:  # gathering the shards is a collective: every rank joins, rank 0 writes
+            weights, optimizer_state = gather_full_states(self.model, self.optimizer)
+            agent, optimizer = AgentSnapshot(self.agent, weights), OptimizerSnapshot(optimizer_state)
         if self.info.is_main:
             extra = {"trainer": asdict(self.state), "tag": tag}
             save_checkpoint(
-                self.run_dir, self.state.step, self.agent, self.optimizer, self.scheduler,
+                self.run_dir, self.state.step, agent, optimizer, self.scheduler,
                 extra_state=extra, config=to_dict(self.cfg), keep_last=self.cfg.checkpoint.keep_last,
                 rng_states=rng,
             )  # fmt: skip

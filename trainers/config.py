@@ -241,6 +241,9 @@ class TrainConfig:
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
         amp: autocast dtype on GPU (``none``, ``bf16``, ``fp16``); ignored on CPU.
         threads: torch intra-op threads per process (0: torch's default).
+        distributed: how ranks under ``torchrun`` share the model: ``ddp`` (a full replica per rank) or
+            ``fsdp`` (FSDP2: parameters, gradients and optimiser state sharded over the ranks, for models that
+            do not fit one device; checkpoints hold the gathered whole weights either way).
         scheduler: an optional ``torch.optim.lr_scheduler`` node with ``_target_`` (stepped per update).
     """
 
@@ -260,11 +263,13 @@ class TrainConfig:
     device: str = "auto"
     amp: str = "none"
     threads: int = 0
+    distributed: str = "ddp"
 
     def __post_init__(self) -> None:
         _check(self.amp in AMP_MODES, "amp", self.amp, f"one of {list(AMP_MODES)}")
         _check(self.device in ("auto", "cpu", "cuda"), "device", self.device, "auto, cpu or cuda")
         _check(self.threads >= 0, "threads", self.threads, ">= 0")
+        _check(self.distributed in ("ddp", "fsdp"), "distributed", self.distributed, "ddp or fsdp")
         _check(not (self.resume and self.overwrite), "overwrite", self.overwrite, "false with resume=true")
 
 
