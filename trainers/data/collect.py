@@ -43,6 +43,7 @@ from envs.render import CameraSpec
 from envs.rollout import EpisodeResult, RolloutHook, rollout
 from envs.sim import SimConfig
 from trainers.data.store import Episode, TrajectoryStore
+from trainers.distributed import shard
 
 logger = logging.getLogger(__name__)
 
@@ -274,7 +275,7 @@ def collect(
         raise ValueError(f"collect: beta={beta} < 1 needs an agent to act")
     done = stored_slots(store, round)
     by_id = {ep.episode_id: ep for ep in env.dataset.episodes}
-    todo = [k for k in range(rank, len(plan), world_size) if k not in done]
+    todo = [k for k in shard(range(len(plan)), rank, world_size) if k not in done]
     todo.sort(key=lambda k: (by_id[plan[k]].scene_id, k))  # scenes stay loaded while their episodes run
     mixing = BetaMixing(beta, agent, record_frames=store_frames)
     writer = StoreWriter(store, round, beta, mixing)
