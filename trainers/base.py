@@ -138,6 +138,8 @@ class Trainer(abc.ABC):
         goal = [c for c in self.interface.cameras if c.mount == "goal"]
         self.goal_camera = camera_spec(goal[0], d.width, d.height, d.hfov) if goal else None
         self.state = TrainerState()
+        self.model: nn.Module | None = None  # the loss module, wrapped for DDP/FSDP by setup()
+        self.sharded = False
         self.blank = tuple(config.ablation.blank)
         self._train_env = None
         self._saved: dict[str, Any] | None = None
