@@ -36,7 +36,10 @@ def test_bc_losses_are_the_golden_ones(agent, tiny_dataset, tmp_path):
     subprocess.run(command, check=True, capture_output=True, cwd=ROOT)
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     losses = [r["train/loss"] for r in rows if "train/loss" in r]
-    assert losses == pytest.approx(GOLDEN_LOSSES[agent], rel=1e-6)
+    # The first loss depends only on the initial weights and the batch; later ones also on Adam's updates,
+    # which magnify the last-bit differences of another CPU's kernels (equal to the digit on this machine).
+    assert losses[0] == pytest.approx(GOLDEN_LOSSES[agent][0], rel=1e-5)
+    assert losses == pytest.approx(GOLDEN_LOSSES[agent], rel=1e-3)
 
 
 def test_a_checkpoint_of_the_old_format_re_evaluates_to_the_same_actions(tiny_dataset):
