@@ -23,6 +23,7 @@ Throughput (render on read vs stored frames, training samples/s): ``python -m tr
 
 from __future__ import annotations
 
+import abc
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -210,14 +211,65 @@ def stack_or_list(values: Sequence[Any]) -> Any:
     return list(values)
 
 
-class LengthBucketBatchSampler(Sampler[list[int]]):
+class EpochBatchSampler(Sampler[list[int]], abc.ABC):
+    """Batches of one epoch seeded by ``(seed, epoch)``, sharded across ranks and restartable mid-epoch.
+
+    A subclass says how an epoch's items become batches (:meth:`all_batches`); rank ``r`` of
+    ``world_size`` takes batches ``r::world_size``, cut to the same count on every rank. :meth:`set_epoch`
+    picks the epoch and :meth:`set_start` skips the first batches of the rank's share (resuming a checkpoint
+    taken mid-epoch).
+
+    Args:
+        batch_size: items per batch (per rank).
+        shuffle: permute items and batches (else dataset order).
+        drop_last: drop a last smaller batch.
+        seed: base seed.
+        rank, world_size: this process's share.
+    """
+
+    def __init__(
+        self, batch_size: int, shuffle: bool, drop_last: bool, seed: int, rank: int, world_size: int
+    ) -> None:
+        self.batch_size = int(batch_size)
+        self.shuffle, self.drop_last, self.seed = shuffle, drop_last, int(seed)
+        self.rank, self.world_size = int(rank), int(world_size)
+        self.epoch, self.start = 0, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use epoch ``epoch``'s order (and start from its first batch)."""
+        self.epoch, self.start = int(epoch), 0
+
+    def set_start(self, start: int) -> None:
+        """Skip the first ``start`` batches of this rank's share of the epoch."""
+        self.start = int(start)
+
+    @abc.abstractmethod
+    def all_batches(self, rng: np.random.Generator) -> list[list[int]]:
+        """Every rank's batches of the epoch, in order, drawing from the epoch's ``rng``."""
+
+    def full_batches(self, batches: list[list[int]]) -> list[list[int]]:
+        """``batches`` without a smaller one when ``drop_last``."""
+        return [b for b in batches if len(b) == self.batch_size] if self.drop_last else batches
+
+    def epoch_batches(self) -> list[list[int]]:
+        """This rank's batches of the current epoch, from the first one."""
+        batches = self.all_batches(np.random.default_rng([self.seed, self.epoch]))
+        per_rank = len(batches) // self.world_size
+        return batches[self.rank :: self.world_size][:per_rank]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        yield from self.epoch_batches()[self.start :]
+
+    def __len__(self) -> int:
+        return max(0, len(self.epoch_batches()) - self.start)
+
+
+class LengthBucketBatchSampler(EpochBatchSampler):
     """VLN-CE's batching of whole trajectories, sharded across ranks and restartable mid-epoch.
 
     Per epoch: a permutation seeded by ``(seed, epoch)`` is cut into blocks of ``batch_size * block_batches``
     items, each block sorted by length (so padding stays small) and cut into batches, and the batches of
-    all blocks are shuffled. Rank ``r`` of ``world_size`` takes batches ``r::world_size``, cut to the same
-    count on every rank. :meth:`set_epoch` picks the epoch and :meth:`set_start` skips the first batches of
-    the rank's share (resuming a checkpoint taken mid-epoch).
+    all blocks are shuffled. Sharding and restarts: :class:`EpochBatchSampler`.
 
     Args:
         lengths: (N,) trajectory lengths.
@@ -242,24 +294,13 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
     ) -> None:
         if batch_size < 1 or block_batches < 1:
             raise ValueError(f"batch_size and block_batches must be >= 1, got {batch_size}, {block_batches}")
+        super().__init__(batch_size, shuffle, drop_last, seed, rank, world_size)
         self.lengths = np.asarray(lengths, np.int64)
-        self.batch_size, self.block_batches = int(batch_size), int(block_batches)
-        self.shuffle, self.drop_last, self.seed = shuffle, drop_last, int(seed)
-        self.rank, self.world_size = int(rank), int(world_size)
-        self.epoch, self.start = 0, 0
+        self.block_batches = int(block_batches)
 
-    def set_epoch(self, epoch: int) -> None:
-        """Use epoch ``epoch``'s order (and start from its first batch)."""
-        self.epoch, self.start = int(epoch), 0
-
-    def set_start(self, start: int) -> None:
-        """Skip the first ``start`` batches of this rank's share of the epoch."""
-        self.start = int(start)
-
-    def epoch_batches(self) -> list[list[int]]:
-        """This rank's batches of the current epoch, from the first one."""
+    def all_batches(self, rng: np.random.Generator) -> list[list[int]]:
+        """Length-sorted blocks cut into batches, the batches shuffled."""
         n = len(self.lengths)
-        rng = np.random.default_rng([self.seed, self.epoch])
         order = rng.permutation(n) if self.shuffle else np.arange(n)
         block = self.batch_size * self.block_batches
         batches = []
@@ -269,18 +310,10 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
             batches += [
                 chunk[i : i + self.batch_size].tolist() for i in range(0, len(chunk), self.batch_size)
             ]
-        if self.drop_last:
-            batches = [b for b in batches if len(b) == self.batch_size]
+        batches = self.full_batches(batches)
         if self.shuffle:
             batches = [batches[i] for i in rng.permutation(len(batches))]
-        per_rank = len(batches) // self.world_size
-        return batches[self.rank :: self.world_size][:per_rank]
-
-    def __iter__(self) -> Iterator[list[int]]:
-        yield from self.epoch_batches()[self.start :]
-
-    def __len__(self) -> int:
-        return max(0, len(self.epoch_batches()) - self.start)
+        return batches
 
 
 def make_loader(

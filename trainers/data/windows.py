@@ -14,16 +14,16 @@ ranks and restarts mid-epoch, with the same methods as the trajectory sampler.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset
 
 from agents.contract import SampleSpec
 from envs.render import CameraSpec
-from trainers.data.dataset import progress_target, stack_or_list
+from trainers.data.dataset import EpochBatchSampler, progress_target, stack_or_list
 from trainers.data.frames import FRAME_MODES, FrameSource, future_targets, pointgoal, pose_fields
 from trainers.data.store import TrajectoryStore
 
@@ -139,12 +139,11 @@ def collate_windows(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {key: stack_or_list([it[key] for it in items]) for key in items[0]}
 
 
-class WindowBatchSampler(Sampler[list[int]]):
+class WindowBatchSampler(EpochBatchSampler):
     """Shuffled batches of windows, sharded across ranks and restartable mid-epoch.
 
-    Per epoch a permutation seeded by ``(seed, epoch)`` is cut into batches of ``batch_size``; rank ``r`` of
-    ``world_size`` takes batches ``r::world_size``, cut to the same count on every rank. :meth:`set_epoch`
-    and :meth:`set_start` as :class:`trainers.data.dataset.LengthBucketBatchSampler`.
+    Per epoch a permutation seeded by ``(seed, epoch)`` is cut into batches of ``batch_size``; sharding,
+    :meth:`set_epoch` and :meth:`set_start` as :class:`trainers.data.dataset.EpochBatchSampler`.
 
     Args:
         n_items: windows in the dataset.
@@ -167,34 +166,14 @@ class WindowBatchSampler(Sampler[list[int]]):
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.n_items, self.batch_size = int(n_items), int(batch_size)
-        self.shuffle, self.drop_last, self.seed = shuffle, drop_last, int(seed)
-        self.rank, self.world_size = int(rank), int(world_size)
-        self.epoch, self.start = 0, 0
+        super().__init__(batch_size, shuffle, drop_last, seed, rank, world_size)
+        self.n_items = int(n_items)
 
-    def set_epoch(self, epoch: int) -> None:
-        """Use epoch ``epoch``'s order (and start from its first batch)."""
-        self.epoch, self.start = int(epoch), 0
-
-    def set_start(self, start: int) -> None:
-        """Skip the first ``start`` batches of this rank's share of the epoch."""
-        self.start = int(start)
-
-    def epoch_batches(self) -> list[list[int]]:
-        """This rank's batches of the current epoch, from the first one."""
-        rng = np.random.default_rng([self.seed, self.epoch])
+    def all_batches(self, rng: np.random.Generator) -> list[list[int]]:
+        """The epoch's permutation cut into batches."""
         order = rng.permutation(self.n_items) if self.shuffle else np.arange(self.n_items)
-        batches = [order[i : i + self.batch_size].tolist() for i in range(0, self.n_items, self.batch_size)]
-        if self.drop_last:
-            batches = [b for b in batches if len(b) == self.batch_size]
-        per_rank = len(batches) // self.world_size
-        return batches[self.rank :: self.world_size][:per_rank]
-
-    def __iter__(self) -> Iterator[list[int]]:
-        yield from self.epoch_batches()[self.start :]
-
-    def __len__(self) -> int:
-        return max(0, len(self.epoch_batches()) - self.start)
+        size = self.batch_size
+        return self.full_batches([order[i : i + size].tolist() for i in range(0, self.n_items, size)])
 
 
 def sample_count(batch: dict[str, Any]) -> int:
