@@ -42,6 +42,13 @@ def agent_frame(offset: np.ndarray, yaw: float) -> tuple[float, float]:
     return float(forward), float(left)
 
 
+def polar_goal(position, yaw: float, goal) -> np.ndarray:
+    """(2,) float32 ``(distance m, angle rad, left positive)`` of ``goal`` seen from the pose (``position``,
+    ``yaw``): the ``pointgoal`` observation."""
+    fwd, left = agent_frame(np.asarray(goal, np.float64) - np.asarray(position, np.float64), yaw)
+    return np.array([math.hypot(fwd, left), math.atan2(left, fwd)], np.float32)
+
+
 class PointNavTask(NavTask):
     """Point-goal navigation; see the module docstring for the protocol."""
 
@@ -63,10 +70,9 @@ class PointNavTask(NavTask):
         """Goal polar coordinates, GPS and compass at the current pose."""
         state = sim.get_agent_state()
         yaw = yaw_from_quaternion(state.rotation)
-        fwd, left = agent_frame(self.goal - state.position, yaw)
         gf, gl = agent_frame(state.position - self.start_position, self.start_yaw)
         return {
-            "pointgoal": np.array([math.hypot(fwd, left), math.atan2(left, fwd)], np.float32),
+            "pointgoal": polar_goal(state.position, yaw, self.goal),
             "gps": np.array([gf, -gl], np.float32),
             "compass": np.array([wrap_angle(yaw - self.start_yaw)], np.float32),
         }

@@ -152,10 +152,3 @@ def future_targets(positions, yaws, t: int, horizon: int, stride: int = 1) -> tu
     steps = np.minimum(steps, n - 1)
     future = agent_frame_deltas(positions[steps], yaws[steps], positions[t], float(yaws[t]))
     return future, mask
-
-
-def pointgoal(position, yaw: float, goal) -> np.ndarray:
-    """(2,) float32 ``(distance m, angle rad, left positive)`` of ``goal`` seen from a pose: the environment's
-    ``pointgoal`` observation."""
-    dx, dy, _ = agent_frame_deltas(np.asarray(goal)[None], [yaw], position, yaw)[0]
-    return np.array([np.hypot(dx, dy), np.arctan2(dy, dx)], np.float32)

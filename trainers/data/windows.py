@@ -23,8 +23,9 @@ from torch.utils.data import Dataset
 
 from agents.contract import SampleSpec
 from envs.render import CameraSpec
+from envs.tasks.pointnav import polar_goal
 from trainers.data.dataset import EpochBatchSampler, progress_target, stack_or_list
-from trainers.data.frames import FRAME_MODES, FrameSource, future_targets, pointgoal, pose_fields
+from trainers.data.frames import FRAME_MODES, FrameSource, future_targets, pose_fields
 from trainers.data.store import TrajectoryStore
 
 
@@ -121,7 +122,7 @@ class WindowDataset(Dataset):
             "position": position,
             "yaw": np.float32(yaw),
             "goal_position": poses["goal_position"],
-            "pointgoal": pointgoal(position, float(yaw), poses["goal_position"]),
+            "pointgoal": polar_goal(position, float(yaw), poses["goal_position"]),
             "action": np.int64(ep.actions[t]),
             "executed": np.int64(ep.executed[t]),
             "progress": np.float32(progress_target(ep)[t]),
