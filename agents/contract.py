@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from envs.render import CameraSpec
+from envs.sim import SimConfig
 
 #: Action interfaces: discrete VLN-CE ids, or agent-frame waypoints followed by the simulator's controller.
 ACTION_MODES = ("discrete", "waypoint")
@@ -230,3 +231,10 @@ def agent_cameras(interface: AgentInterface, width: int, height: int, hfov: floa
     """The simulator's cameras for an agent: the main camera at ``width``×``height`` then every other camera
     mounted on the agent (goal cameras are rendered by the image-goal task or the dataset, not carried)."""
     return tuple(camera_spec(c, width, height, hfov) for c in interface.cameras if c.mount == "agent")
+
+
+def agent_sim_config(interface: AgentInterface, width: int, height: int, hfov: float) -> SimConfig | None:
+    """The simulator settings that mount the agent's extra cameras beside the main one, or None when the main
+    camera alone is needed (the environment's default then applies)."""
+    cameras = agent_cameras(interface, width, height, hfov)
+    return SimConfig(cameras=cameras) if len(cameras) > 1 else None

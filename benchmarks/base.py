@@ -41,14 +41,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from agents.contract import AgentInterface, agent_cameras, interface_of
+from agents.contract import AgentInterface, agent_sim_config, interface_of
 from agents.registry import Registry
 from benchmarks.provenance import dataset_fields
 from envs.datasets.r2r import R2RDataset, load_episodes
 from envs.env import NavEnv
 from envs.fileio import atomic_write
 from envs.rollout import EpisodeResult, RolloutHook, rollout
-from envs.sim import SimConfig
 from envs.tasks import measures
 
 logger = logging.getLogger(__name__)
@@ -229,9 +228,9 @@ class EpisodeBenchmark:
             "action_mode": interface.action_mode,
             "n_waypoints": max(interface.n_waypoints, 1),
         }
-        cameras = agent_cameras(interface, width, height, hfov)
-        if len(cameras) > 1:
-            kwargs["sim_config"] = SimConfig(cameras=cameras)
+        sim_config = agent_sim_config(interface, width, height, hfov)
+        if sim_config is not None:
+            kwargs["sim_config"] = sim_config
         return kwargs
 
     def interface(self, agent: Any) -> AgentInterface:

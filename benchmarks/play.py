@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from agents.contract import agent_cameras, interface_of
+from agents.contract import agent_sim_config, interface_of
 from benchmarks.play_server import (
     MAX_BODY_BYTES,
     MAX_RUN_STEPS,
@@ -50,7 +50,6 @@ from benchmarks.play_server import (
 )
 from envs.env import NavEnv
 from envs.rollout import EpisodeRunner, batch_observation, write_video
-from envs.sim import SimConfig
 from envs.visualize import caption_strip, compose_frame, depth_to_rgb
 
 __all__ = [
@@ -102,8 +101,7 @@ class PlaySession:
             interface.check_task("vln", who)
             if interface.action_mode != "discrete":
                 raise ValueError(f"{who}: the viewer drives discrete actions, the agent acts with waypoints")
-        cameras = agent_cameras(interface, size, size, 90.0)
-        sim_config = SimConfig(cameras=cameras) if len(cameras) > 1 else None
+        sim_config = agent_sim_config(interface, size, size, 90.0)
         self.env = NavEnv(
             task="vln",
             episodes=episodes,
