@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from agents.baselines.convert import META_FILE
+from agents.encoders.common import load_state_dict_checked
 from agents.weights import read_json, read_weights
 
 
@@ -65,16 +66,4 @@ def load_into(
         name = None if k.startswith(ignore) else rename(k)
         if name is not None:
             state[name] = v
-    own = model.state_dict()
-    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-    wrong = [
-        f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in own.keys() & state.keys()
-        if state[k].shape != own[k].shape
-    ]
-    if missing or unexpected or wrong:
-        raise ValueError(
-            f"{path}: not a {method} checkpoint of this configuration: missing {missing[:5]} "
-            f"({len(missing)}), unexpected {unexpected[:5]} ({len(unexpected)}), shapes {wrong[:5]}"
-        )
-    model.load_state_dict(state, strict=True)
+    load_state_dict_checked(model, state, source=f"{path} ({method} checkpoint)")

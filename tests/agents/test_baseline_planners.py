@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from agents.baselines.convert import convert
-from agents.baselines.iplanner.network import PlannerNet
+from agents.baselines.iplanner.network import BasicBlock, PerceptNet, PlannerDecoder, PlannerNet
 from agents.baselines.loading import load_into
 from agents.baselines.trajopt import hermite_path, path_to_waypoints
 from agents.baselines.viplanner.network import ViPlannerNet
@@ -60,28 +60,50 @@ def test_waypoints_at_equal_arc_length_with_path_headings():
     assert torch.equal(still, torch.zeros(1, 3, 3))
 
 
-def test_converted_and_plain_checkpoints_load_exactly(tmp_path):
+PUBLISHED_NAMES = {
+    PlannerNet: ("planner_net", "PlannerNet"),
+    PlannerDecoder: ("planner_net", "Decoder"),
+    PerceptNet: ("percept_net", "PerceptNet"),
+    BasicBlock: ("percept_net", "BasicBlock"),
+}
+
+
+def save_as_released(net: PlannerNet, path) -> None:
+    """``torch.save((net, val_loss))`` with the classes under iPlanner's own module and class names."""
+    saved = {cls: (cls.__module__, cls.__qualname__) for cls in PUBLISHED_NAMES}
+    try:
+        for cls, (module, name) in PUBLISHED_NAMES.items():
+            sys.modules.setdefault(module, types.ModuleType(module))
+            setattr(sys.modules[module], name, cls)
+            cls.__module__, cls.__qualname__ = module, name
+        torch.save((net, 0.1), path)
+    finally:
+        for cls, (module, name) in saved.items():
+            cls.__module__, cls.__qualname__ = module, name
+        for module in ("planner_net", "percept_net"):
+            sys.modules.pop(module, None)
+
+
+def test_released_pickle_converts_and_loads_exactly(tmp_path):
     torch.manual_seed(1)
     src = PlannerNet()
-    # A released iPlanner file pickles the whole net; write one under its published class names.
-    for name in ("planner_net", "percept_net"):
-        sys.modules[name] = types.ModuleType(name)
-    try:
-        for cls, mod in ((PlannerNet, "planner_net"),):
-            cls.__module__ = mod
-            sys.modules[mod].PlannerNet = cls
-        torch.save((src, 0.1), tmp_path / "plannernet.pt")
-    finally:
-        PlannerNet.__module__ = "agents.baselines.iplanner.network"
-        del sys.modules["planner_net"], sys.modules["percept_net"]
-    with pytest.raises(Exception, match="refuses to unpickle agents.baselines.iplanner.network"):
-        convert("iplanner", tmp_path / "plannernet.pt", tmp_path / "conv")
-    # NavDP's benchmark ships the converted state dict: load both forms.
-    torch.save(src.state_dict(), tmp_path / "plain.pth")
-    dst = PlannerNet()
-    load_into(dst, tmp_path / "plain.pth", "iplanner")
-    for k, v in src.state_dict().items():
-        assert torch.equal(dst.state_dict()[k], v), k
+    src.encoder.layer2[0].downsample[1].running_var.uniform_(0.5, 2.0)
+    save_as_released(src, tmp_path / "plannernet.pt")
+    meta = convert("iplanner", tmp_path / "plannernet.pt", tmp_path / "conv")
+    assert meta["n_tensors"] == 51 and meta["val_loss"] == pytest.approx(0.1)
+    for source in (tmp_path / "conv", tmp_path / "plain.pth"):
+        if source.suffix == ".pth":  # NavDP's benchmark ships the converted state dict as a plain file
+            torch.save(src.state_dict(), source)
+        dst = PlannerNet()
+        load_into(dst, source, "iplanner")
+        for k, v in src.state_dict().items():
+            assert torch.equal(dst.state_dict()[k], v), (source, k)
+
+
+def test_a_pickle_naming_other_modules_is_refused(tmp_path):
+    torch.save((PlannerNet(), 0.1), tmp_path / "own_names.pt")
+    with pytest.raises(Exception, match="refuses to unpickle agents.baselines.iplanner.network.PlannerNet"):
+        convert("iplanner", tmp_path / "own_names.pt", tmp_path / "conv")
 
 
 def test_loader_errors_name_file_and_keys(tmp_path):
@@ -89,11 +111,15 @@ def test_loader_errors_name_file_and_keys(tmp_path):
     state = net.state_dict()
     state.pop("decoder.fc3.bias")
     torch.save(state, tmp_path / "missing.pth")
-    with pytest.raises(ValueError, match=r"missing\.pth: not a iplanner checkpoint.*decoder\.fc3\.bias"):
+    with pytest.raises(
+        ValueError,
+        match=r"missing\.pth \(iplanner checkpoint\): weights do not fit PlannerNet; "
+        r"missing keys \(1\): decoder\.fc3\.bias",
+    ):
         load_into(PlannerNet(), tmp_path / "missing.pth", "iplanner")
     vip = ViPlannerNet().state_dict()
     torch.save(vip, tmp_path / "vip.pth")
-    with pytest.raises(ValueError, match="unexpected.*encoder_depth"):
+    with pytest.raises(ValueError, match="unexpected keys.*encoder_depth"):
         load_into(PlannerNet(), tmp_path / "vip.pth", "iplanner")
     torch.save((torch.nn.Linear(2, 2), 0.0), tmp_path / "pickled.pt")
     with pytest.raises(ValueError, match="must be converted once"):
