@@ -252,6 +252,16 @@ class Simulator:
         self.collided = collided
         return self.observe()
 
+    def control_tick(self, target, target_yaw: float | None = None) -> tuple[bool, bool]:
+        """One control period toward the world point ``target`` (3,), within the speed limits, then toward
+        ``target_yaw`` once there (when given); sets :attr:`collided` for this tick.
+
+        Returns:
+            (reached, stuck): the target (and yaw) reached; blocked by an obstacle without moving.
+        """
+        self.collided = False
+        return self._control_tick(np.asarray(target, dtype=np.float64).reshape(3), target_yaw)
+
     def _control_tick(self, target: np.ndarray, target_yaw: float | None) -> tuple[bool, bool]:
         """One control period toward ``target``; returns (reached, collided)."""
         cfg, s = self.config, self._state
