@@ -174,6 +174,8 @@ class EpisodeBenchmark:
         hfov: camera horizontal field of view, degrees.
         max_episode_steps: step limit (None: the task's protocol default).
         n_videos: how many of the first episodes to record as MP4.
+        planning, plan_latency, time_limit: asynchronous planning (System-1 benchmarks only; see
+            :mod:`envs.planning`).
     """
 
     tasks: ClassVar[tuple[str, ...]] = ("vln",)
@@ -194,8 +196,16 @@ class EpisodeBenchmark:
         hfov: float = 90.0,
         max_episode_steps: int | None = None,
         n_videos: int = 0,
+        planning: str = "sync",
+        plan_latency: float | None = None,
+        time_limit: float = 120.0,
     ) -> None:
         self.task = task or self.tasks[0]
+        if planning != "sync" and self.task == "vln":
+            raise ValueError(
+                f"{type(self).__name__}: planning={planning!r} applies to System-1 benchmarks only"
+            )
+        self.planning, self.plan_latency, self.time_limit = planning, plan_latency, float(time_limit)
         if self.task not in self.tasks:
             raise ValueError(f"{type(self).__name__}: task must be one of {self.tasks}, got {self.task!r}")
         self.dataset = _load(episodes, scenes_dir)

@@ -60,6 +60,10 @@ class BenchmarkConfig:
         max_episode_steps: step limit (None: the task's protocol value).
         n_videos: episodes recorded as MP4 per agent.
         deterministic: greedy actions (False: sampled).
+        planning: ``sync`` or ``async`` (System-1 benchmarks: the planner's latency costs simulated time, see
+            :mod:`envs.planning`).
+        plan_latency: asynchronous planning: fixed latency in seconds for reproducible runs (None: measured).
+        time_limit: asynchronous planning: simulated seconds per episode (NavDP: 120).
     """
 
     name: str = "vln_val_unseen"
@@ -73,6 +77,9 @@ class BenchmarkConfig:
     max_episode_steps: int | None = None
     n_videos: int = 2
     deterministic: bool = True
+    planning: str = "sync"
+    plan_latency: float | None = None
+    time_limit: float = 120.0
 
     def __post_init__(self) -> None:
         BENCHMARKS.get(self.name)
@@ -80,6 +87,12 @@ class BenchmarkConfig:
             value = getattr(self, key)
             if value is not None and value < 1:
                 raise ValueError(f"benchmark.{key} must be a positive int or null, got {value!r}")
+        if self.planning not in ("sync", "async"):
+            raise ValueError(f"benchmark.planning must be 'sync' or 'async', got {self.planning!r}")
+        if self.plan_latency is not None and self.plan_latency < 0:
+            raise ValueError(
+                f"benchmark.plan_latency must be null or seconds >= 0, got {self.plan_latency!r}"
+            )
         if self.n_videos < 0:
             raise ValueError(f"benchmark.n_videos must be >= 0, got {self.n_videos!r}")
 

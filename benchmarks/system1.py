@@ -14,9 +14,13 @@ embedded simulator:
   ``distance_to_goal`` (geodesic, m), ``path_length``, ``steps``, ``collisions`` (steps that slid along an
   obstacle), and from the benchmark ``stuck`` and ``timeout`` (0/1, so their means are the stuck and
   timeout rates); exploration reports ``explored_area`` (m², 0.1 m cells) instead of success and SPL.
-- **Differences from NavDP**: control is synchronous (one plan, one action), so planner latency is not part of
-  the score; the body and cameras are NavGym's (HFOV and size configurable); arrival, stuck and success radii
-  are the task config's.
+- **Planning**: ``planning=sync`` (default, for debugging: one plan executed whole per step) or
+  ``planning=async``, NavDP's protocol (:mod:`envs.planning`): the robot tracks the last plan while the
+  planner runs, the simulated clock advances by the planner's measured latency (or ``plan_latency`` seconds,
+  for reproducible runs), the episode ends after ``time_limit`` simulated seconds; a slow planner scores
+  worse. Every run reports the mean ``plan_latency`` (s) of the agent's ``act``.
+- **Differences from NavDP**: pure pursuit instead of an MPC tracker; the body and cameras are NavGym's (HFOV
+  and size configurable); arrival, stuck and success radii are the task config's.
 
 **Agents.** Anything :func:`envs.rollout.rollout` runs: an agent with ``reset(n_envs)`` and
 ``act(obs, deterministic)`` on batched observations. Built-in comparison policies that need no weights: the
@@ -74,6 +78,19 @@ class System1Benchmark(EpisodeBenchmark):
     """
 
     tasks = SYSTEM1_TASKS
+
+    def env_kwargs(self, agent: Any, camera: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The base arguments plus the planning protocol; plan latency is always measured and reported."""
+        kwargs = super().env_kwargs(agent, camera)
+        kwargs["measure_latency"] = True
+        if self.planning == "async":
+            if kwargs["action_mode"] != "waypoint":
+                raise ValueError(
+                    f"benchmark {self.name!r}: asynchronous planning tracks waypoint plans; agent "
+                    f"{agent_label(agent)!r} acts with discrete actions"
+                )
+            kwargs.update(planning="async", plan_latency=self.plan_latency, time_limit=self.time_limit)
+        return kwargs
 
     def env_for(self, agent: Any, camera: dict[str, Any] | None = None) -> NavEnv:
         """The environment; rejects the expert on exploration, which has no goal to follow."""

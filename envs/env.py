@@ -14,7 +14,14 @@ n_waypoints) m), followed by the simulator's velocity-limited controller.
 
 Episodes end with ``terminated=True`` when the task says so (STOP; System-1 arrival or stuck) and with
 ``truncated=True`` at the step limit. ``info`` always holds ``episode_id``, ``scene_id``, ``collided``; at the
-end of an episode it also holds ``metrics`` (the task's measures).
+end of an episode it also holds ``metrics`` (the task's measures, plus ``plan_latency`` (s), the mean latency
+reported by :meth:`NavEnv.report_plan_latency`, when the rollout reported any).
+
+**Asynchronous planning** (``planning="async"``, waypoint mode; :mod:`envs.planning`): each ``step`` is the
+arrival of a plan that took ``plan_latency`` seconds (fixed, or as the rollout measured it around the agent's
+``act``); the robot keeps tracking the previous plan meanwhile, then tracks the new one for ``plan_period``
+seconds before the next observation. The episode is truncated after ``time_limit`` seconds of simulated time
+(NavDP: 120 s) instead of at the step limit, so a slow planner gets fewer plans in the same time.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import numpy as np
 from gymnasium import spaces
 
 from envs.datasets.r2r import R2RDataset, VLNEpisode, load_episodes
+from envs.planning import AsyncPlanner
 from envs.render import CameraSpec
 from envs.sim import SimConfig, Simulator
 from envs.tasks.base import NavTask, TaskConfig
@@ -63,6 +71,12 @@ class NavEnv(gym.Env):
         shuffle: visit episodes in a seeded random order (else file order).
         render_mode: None or ``rgb_array`` (RGB | depth | top-down map).
         scene_cache_size: simulators kept loaded at once.
+        planning: ``sync`` (each plan is executed whole) or ``async`` (see the module docstring).
+        plan_latency: async: fixed planner latency in seconds (None: the measured one).
+        plan_period: async: seconds of tracking after each plan arrives.
+        time_limit: async: simulated seconds per episode.
+        measure_latency: add ``plan_latency`` to the metrics in synchronous mode too (it is wall-clock time,
+            so the metrics are no longer reproducible bit for bit).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 8}
@@ -85,11 +99,23 @@ class NavEnv(gym.Env):
         shuffle: bool = True,
         render_mode: str | None = None,
         scene_cache_size: int = 4,
+        planning: str = "sync",
+        plan_latency: float | None = None,
+        plan_period: float = 0.1,
+        time_limit: float = 120.0,
+        measure_latency: bool = False,
     ) -> None:
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}; valid tasks: {sorted(TASKS)}")
         if action_mode not in ("discrete", "waypoint"):
             raise ValueError(f"action_mode must be 'discrete' or 'waypoint', got {action_mode!r}")
+        if planning not in ("sync", "async") or (planning == "async" and action_mode != "waypoint"):
+            raise ValueError(
+                f"planning must be 'sync', or 'async' with action_mode='waypoint'; got planning={planning!r} "
+                f"with action_mode={action_mode!r}"
+            )
+        if not time_limit > 0:
+            raise ValueError(f"time_limit must be > 0 simulated seconds, got {time_limit!r}")
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.dataset = _load_dataset(episodes, scenes_dir, split)
@@ -120,6 +146,10 @@ class NavEnv(gym.Env):
         self.sim: Simulator | None = None
         self.episode: VLNEpisode | None = None
         self._last_obs: dict[str, Any] | None = None
+        self.planning, self.plan_latency, self.plan_period = planning, plan_latency, float(plan_period)
+        self.time_limit, self.measure_latency = float(time_limit), bool(measure_latency)
+        self.planner: AsyncPlanner | None = None
+        self._latencies: list[float] = []
 
     # ------------------------------------------------------------------ spaces
     def _observation_space(self) -> spaces.Dict:
@@ -188,7 +218,9 @@ class NavEnv(gym.Env):
                 f"{where}: field 'goals': goal {np.round(ep.goal_position, 3).tolist()} is not "
                 f"reachable from the start in scene {ep.scene_id!r} (another connected region)"
             )
-        self._steps = 0
+        self._steps, self._latencies = 0, []
+        if self.planning == "async":
+            self.planner = AsyncPlanner(self.sim, self.plan_latency, self.plan_period)
         frames = self.sim.observe()
         self.task.on_frames(self.sim, frames)
         return self._observation(frames), self._info()
@@ -216,17 +248,37 @@ class NavEnv(gym.Env):
             if not self.action_space.contains(a):
                 raise ValueError(f"action {action!r} is outside {self.action_space}")
             frames = self.sim.step(a)
+        elif self.planner is not None:
+            a = None
+            self.sim.collided = self.planner.step(
+                np.asarray(action, dtype=np.float64).reshape(-1, 3)
+            ).collided
+            frames = self.sim.observe()
         else:
             a = None
             frames = self.sim.move_along(np.asarray(action, dtype=np.float64).reshape(-1, 3))
         self._steps += 1
         terminated = self.task.update(self.sim, a)
         self.task.on_frames(self.sim, frames)
-        truncated = not terminated and self._steps >= self.task.config.max_steps
+        if self.planner is not None:
+            truncated = not terminated and self.planner.clock >= self.time_limit - 1e-9
+        else:
+            truncated = not terminated and self._steps >= self.task.config.max_steps
         info = self._info()
         if terminated or truncated:
             info["metrics"] = self.task.metrics()
+            # Asynchronous: the latency the clock was advanced by (fixed or measured); else as measured.
+            used = self.planner.latencies if self.planner is not None else self._latencies
+            if used and (self.planner is not None or self.measure_latency):
+                info["metrics"]["plan_latency"] = float(np.mean(used))
         return self._observation(frames), float(self.task.reward()), bool(terminated), bool(truncated), info
+
+    def report_plan_latency(self, seconds: float) -> None:
+        """The measured duration of the agent's call that produced the next action (the rollout reports it);
+        the asynchronous protocol advances the clock by it unless ``plan_latency`` is fixed."""
+        self._latencies.append(float(seconds))
+        if self.planner is not None:
+            self.planner.report_latency(seconds)
 
     def expert_action(self) -> int | np.ndarray:
         """The expert's action toward the goal, in the environment's action mode (imitation and DAgger

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +107,7 @@ class _Policy:
         self.policy, self.deterministic = policy, deterministic
         self.is_agent = hasattr(policy, "act")
         self.wants_expert = bool(getattr(policy, "requires_expert", False))
+        self.last_latency: float | None = None
 
     def reset(self) -> None:
         if self.is_agent and hasattr(self.policy, "reset"):
@@ -113,11 +115,16 @@ class _Policy:
 
     def __call__(self, env: gym.Env, obs: dict) -> Any:
         if not self.is_agent:
-            return self.policy(obs)
+            start = time.perf_counter()
+            action = self.policy(obs)
+            self.last_latency = time.perf_counter() - start
+            return action
         batch = batch_observation(obs)
         if self.wants_expert:
             batch["expert_action"] = np.asarray(env.unwrapped.expert_action())[None]  # (1,) or (1, N, 3)
+        start = time.perf_counter()
         actions = self.policy.act(batch, deterministic=self.deterministic)
+        self.last_latency = time.perf_counter() - start
         action = np.asarray(actions)[0]
         return int(action) if action.ndim == 0 else action
 
@@ -204,6 +211,9 @@ class EpisodeRunner:
             if self.policy is None:
                 raise ValueError("EpisodeRunner.step: give an action (this runner has no policy)")
             action = self.policy(self.env, self.obs)
+            report = getattr(self.env.unwrapped, "report_plan_latency", None)
+            if report is not None and self.policy.last_latency is not None:
+                report(self.policy.last_latency)  # the planner's time (asynchronous planning)
         for hook in self.hooks:
             action = hook.choose_action(self.env, self.obs, action)
         next_obs, reward, terminated, truncated, info = self.env.step(action)

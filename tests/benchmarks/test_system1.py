@@ -106,3 +106,52 @@ def test_explore_reports_area_and_rejects_the_expert(tiny_dataset, tmp_path):
 def test_system1_task_check(tiny_dataset):
     with pytest.raises(ValueError, match="pointnav"):
         System1Benchmark(tiny_dataset / "val_unseen", task="vln")
+
+
+class ShortSteps:
+    """A slow waypoint planner: sleeps ``delay`` seconds, then plans 0.2 m straight ahead."""
+
+    action_mode = "waypoint"
+    n_waypoints = 1
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+
+    def __call__(self, obs):
+        import time
+
+        time.sleep(self.delay)
+        return np.array([[0.2, 0.0, 0.0]], np.float32)
+
+
+def test_asynchronous_planning_spends_simulated_time_on_latency(tiny_dataset):
+    common = dict(n_episodes=1, width=SIZE, height=SIZE, planning="async", time_limit=3.0)
+    fixed = System1Benchmark(tiny_dataset / "val_unseen", plan_latency=0.5, **common)
+    measured = System1Benchmark(tiny_dataset / "val_unseen", **common)
+    try:
+        summary, (record,) = fixed.run(ShortSteps(0.0))
+        assert fixed.env_for(ShortSteps(0.0)).planning == "async"
+        # Each plan costs 0.5 s of latency + 0.1 s of tracking: a 3 s episode holds at most 5 plans.
+        assert len(record["actions"]) <= 5
+        if record["termination"] == "timeout":
+            assert len(record["actions"]) == 5
+        assert summary["metrics"]["plan_latency"] == pytest.approx(0.5)
+        slow, (slow_record,) = measured.run(ShortSteps(0.25))
+        assert slow["metrics"]["plan_latency"] >= 0.25
+        assert len(slow_record["actions"]) <= 9  # 3 s / (0.3 s latency rounded to ticks + 0.1 s)
+    finally:
+        fixed.close()
+        measured.close()
+
+
+def test_asynchronous_planning_needs_a_waypoint_agent(tiny_dataset):
+    bench = System1Benchmark(
+        tiny_dataset / "val_unseen", n_episodes=1, width=SIZE, height=SIZE, planning="async"
+    )
+    try:
+        with pytest.raises(ValueError, match="asynchronous planning tracks waypoint plans"):
+            bench.run(make_agent("random"))
+    finally:
+        bench.close()
+    with pytest.raises(ValueError, match="System-1 benchmarks only"):
+        BENCHMARKS.get("vln_val_unseen").build(tiny_dataset, planning="async")
