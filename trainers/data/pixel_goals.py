@@ -246,3 +246,28 @@ class PixelGoalBatchSampler(WindowBatchSampler):
     def __iter__(self):
         for batch in super().__iter__():
             yield [(self.epoch, i) for i in batch]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Count the pixel-goal samples of a store (``python -m trainers.data.pixel_goals --help``)."""
+    import argparse
+    import json
+
+    p = argparse.ArgumentParser(prog="python -m trainers.data.pixel_goals", description=main.__doc__)
+    p.add_argument("--store", required=True, type=Path, help="trajectory store of expert episodes")
+    p.add_argument("--scenes", required=True, type=Path, help="scene folder (DATASET/scenes)")
+    p.add_argument("--size", type=int, default=128, help="look-down image side in pixels (default 128)")
+    p.add_argument(
+        "--pitch", type=float, default=DEFAULT_LOOKDOWN_PITCH, help="look-down pitch (default -30)"
+    )
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    camera = CameraSpec(width=args.size, height=args.size)
+    spec = SampleSpec(kind="pixel_goal")
+    data = PixelGoalDataset(args.store, args.scenes, camera, spec, lookdown_camera(camera, args.pitch))
+    print(json.dumps({"samples": len(data), **data.counts}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
