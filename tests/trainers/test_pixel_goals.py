@@ -230,3 +230,26 @@ def test_bad_specs_and_stores_are_named(store, tiny_dataset, tmp_path):
         PixelGoalDataset(
             tmp_path / "waypoints", tiny_dataset / "scenes", CAMERA, SampleSpec(kind="pixel_goal")
         )
+
+
+def test_stored_main_camera_frames_are_read_and_the_lookdown_is_rendered(data, tiny_dataset, tmp_path):
+    ep = hand_made_episode(tiny_dataset / "scenes")
+    renderer = Renderer(load_scene(tiny_dataset / "scenes" / SCENE))
+    try:
+        views = [renderer.render(CAMERA, p, r) for p, r in zip(ep.positions, ep.rotations, strict=True)]
+    finally:
+        renderer.release()
+    # Stored frames that differ from the renders (inverted colours) show where the items come from.
+    ep.frames = {
+        "rgb": 255 - np.stack([v["rgb"] for v in views]),
+        "depth": np.stack([v["depth"] for v in views]),
+    }
+    TrajectoryStore(tmp_path / "framed").append(ep)
+    spec = SampleSpec(kind="pixel_goal", augment=False)
+    stored = PixelGoalDataset(
+        tmp_path / "framed", tiny_dataset / "scenes", CAMERA, spec, DOWN, frames="stored"
+    )
+    item, rendered = stored[3], data[3]  # t=12 in both
+    assert np.array_equal(item["current"], 255 - rendered["current"])
+    assert np.array_equal(item["history"], 255 - rendered["history"])
+    assert np.array_equal(item["lookdown"], rendered["lookdown"]) and item["answer"] == rendered["answer"]
