@@ -21,7 +21,11 @@ Training samples (:class:`SampleSpec`, after LeRobot's ``delta_timestamps`` and 
 - ``trajectory``: a whole padded episode (Seq2Seq, CMA, RDP), batches of ``(B, T, ...)``;
 - ``window``: one time step ``t`` of an episode with ``history`` earlier frames every ``stride`` steps and
   ``horizon`` future poses every ``future_stride`` steps as agent-frame ``(dx, dy, dyaw)`` targets (NavDP,
-  System 2, the System-1 baselines), batches of ``(B, ...)``.
+  System 2, the System-1 baselines), batches of ``(B, ...)``;
+- ``pixel_goal``: System 2's queries, every ``sample_every`` steps of an expert episode: up to ``history``
+  earlier frames, the current one, the view of the agent's look-down camera (``lookdown``) and the answer
+  (a pixel goal, turn arrows or STOP; :mod:`envs.tasks.pixel_goal`), batches of ``(B, ...)`` with ragged
+  values as lists.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ GOAL_KINDS: Mapping[str, str] = {
     "explore": "none",
 }
 #: Sample kinds (see the module docstring).
-SAMPLE_KINDS = ("trajectory", "window")
+SAMPLE_KINDS = ("trajectory", "window", "pixel_goal")
 #: Where a camera sits: on the agent (moving with it) or at the episode's goal pose (an image goal).
 CAMERA_MOUNTS = ("agent", "goal")
 #: Observation / batch key of the main camera's modalities; other cameras are keyed ``<uuid>_<modality>``.
@@ -111,34 +115,65 @@ class SampleSpec:
     """The shape of one training sample; see the module docstring.
 
     Attributes:
-        kind: ``trajectory`` or ``window``.
-        history: frames before the current one (window only); frame ``t - k * stride`` for ``k = history..1``,
-            clamped to the episode's first frame (``history_mask`` says which are real).
-        stride: steps between history frames.
+        kind: ``trajectory``, ``window`` or ``pixel_goal``.
+        history: window: frames before the current one, frame ``t - k * stride`` for ``k = history..1``,
+            clamped to the episode's first frame (``history_mask`` says which are real); pixel_goal: at most
+            this many earlier frames, at ``unique(floor(linspace(0, t - 1, history)))``. Default 0, for
+            ``pixel_goal`` 8 (InternVLA-N1's ``num_history``).
+        stride: steps between history frames (window).
         horizon: future poses ``t + k * future_stride`` for ``k = 1..horizon`` turned into agent-frame
             ``(dx, dy, dyaw)`` targets (window only), clamped to the last pose (``future_mask``).
         future_stride: steps between future poses.
-        sample_every: draw windows only at steps ``t`` with ``t % sample_every == 0`` (1: every step).
+        sample_every: draw samples only at steps ``t`` with ``t % sample_every == 0``. Default 1, for
+            ``pixel_goal`` 4 (InternVLA-N1's ``sample_step``).
+        lookdown: pixel_goal: uuid of the agent's look-down camera (a declared :class:`CameraRequest` on the
+            agent, pitched down), whose view and depth the items carry as ``lookdown`` / ``lookdown_depth``.
+        min_goal_frames, max_goal_frames: pixel_goal: a pixel goal is a future path point between these many
+            steps ahead (:func:`envs.tasks.pixel_goal.choose_pixel_goal`).
+        max_arrows: pixel_goal: at most this many turn arrows in an answer.
+        stop_repeat: pixel_goal: copies of each episode's STOP sample (InternVLA-N1 oversamples them x5).
+        augment: pixel_goal: colour augmentation of the history and current frames (never the look-down).
     """
 
     kind: str = "trajectory"
-    history: int = 0
+    history: int | None = None
     stride: int = 1
     horizon: int = 0
     future_stride: int = 1
-    sample_every: int = 1
+    sample_every: int | None = None
+    lookdown: str = "lookdown"
+    min_goal_frames: int = 3
+    max_goal_frames: int = 16
+    max_arrows: int = 4
+    stop_repeat: int = 5
+    augment: bool = True
 
     def __post_init__(self) -> None:
         if self.kind not in SAMPLE_KINDS:
             raise ValueError(f"SampleSpec.kind must be one of {SAMPLE_KINDS}, got {self.kind!r}")
+        pixel_goal = self.kind == "pixel_goal"
+        if self.history is None:  # the kind's default (frozen: set through object.__setattr__)
+            object.__setattr__(self, "history", 8 if pixel_goal else 0)
+        if self.sample_every is None:
+            object.__setattr__(self, "sample_every", 4 if pixel_goal else 1)
         for name in ("history", "horizon"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise ValueError(f"SampleSpec.{name} must be an int >= 0, got {getattr(self, name)!r}")
-        for name in ("stride", "future_stride", "sample_every"):
+        positive = ("stride", "future_stride", "sample_every", "min_goal_frames", "max_arrows", "stop_repeat")
+        for name in positive:
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"SampleSpec.{name} must be an int >= 1, got {getattr(self, name)!r}")
+        if not isinstance(self.max_goal_frames, int) or self.max_goal_frames < self.min_goal_frames:
+            raise ValueError(
+                f"SampleSpec.max_goal_frames must be an int >= min_goal_frames={self.min_goal_frames}, "
+                f"got {self.max_goal_frames!r}"
+            )
+        if not self.lookdown or not self.lookdown.replace("_", "").isalnum():
+            raise ValueError(f"SampleSpec.lookdown must be a camera uuid, got {self.lookdown!r}")
         if self.kind == "trajectory" and (self.history or self.horizon):
             raise ValueError("SampleSpec: history and horizon apply to kind='window' only")
+        if pixel_goal and self.horizon:
+            raise ValueError("SampleSpec: horizon applies to kind='window' only, not 'pixel_goal'")
 
 
 @dataclass(frozen=True)
@@ -196,6 +231,14 @@ def check_declarations(cls: type) -> None:
         fail("cameras", "a tuple of cameras with distinct uuids")
     if not isinstance(cls.sample, SampleSpec):
         fail("sample", "a SampleSpec")
+    if cls.sample.kind == "pixel_goal":
+        down = [c for c in cams if c.uuid == cls.sample.lookdown and c.mount == "agent" and c.pitch < 0.0]
+        if not down:
+            fail(
+                "cameras",
+                f"a tuple declaring the look-down camera of sample kind 'pixel_goal': a CameraRequest with "
+                f"uuid {cls.sample.lookdown!r} (SampleSpec.lookdown), on the agent, pitch < 0",
+            )
 
 
 def interface_of(policy: Any) -> AgentInterface:

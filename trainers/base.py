@@ -8,8 +8,9 @@ config's ``name`` and to ``configs/trainer/<name>.yaml``) and ``config_class``, 
 What the trainer reads from the agent's declarations (:mod:`agents.contract`):
 
 - ``sample``: whole padded trajectories (:class:`trainers.data.dataset.TrajectoryDataset`, length-bucketed
-  batches) or windows with history and future poses (:class:`trainers.data.windows.WindowDataset`);
-  ``item_transform()`` runs in the loader's workers;
+  batches), windows with history and future poses (:class:`trainers.data.windows.WindowDataset`) or
+  System 2's pixel-goal queries (:class:`trainers.data.pixel_goals.PixelGoalDataset`, the look-down view
+  from the agent's camera named by ``sample.lookdown``); ``item_transform()`` runs in the loader's workers;
 - ``cameras``: extra agent-mounted cameras rendered for collection and training, a goal camera's
   ``imagegoal``; ``tasks``, ``action_mode``, ``n_waypoints``: the task collected (``data.task``) and evaluated
   (``eval.benchmark``, by default ``vln_<split>`` or ``system1_<task>``) and the form of the expert's labels;
@@ -55,6 +56,7 @@ from trainers.data.dataset import (
     collate_trajectories,
     make_loader,
 )
+from trainers.data.pixel_goals import PixelGoalBatchSampler, PixelGoalDataset, collate_pixel_goals
 from trainers.data.store import TrajectoryStore
 from trainers.data.windows import WindowBatchSampler, WindowDataset, collate_windows, sample_count
 from trainers.metrics import MetricsLogger
@@ -292,12 +294,19 @@ class Trainer(abc.ABC):
 
     def loader(self) -> tuple[DataLoader, LengthBucketBatchSampler | WindowBatchSampler]:
         """The aggregated training data (every round so far) in batches of this rank, shaped by the agent's
-        ``sample``: length-bucketed padded trajectories, or shuffled windows."""
+        ``sample``: length-bucketed padded trajectories, shuffled windows or shuffled pixel-goal queries."""
         d, spec = self.cfg.data, self.agent.sample
         where = (self.store_dir, self.data_dir / "scenes", self.camera)
         common = {"extra_cameras": self.cameras[1:], "goal_camera": self.goal_camera, "frames": d.frames}
         common["transform"] = self.agent.item_transform()
         shard = {"seed": self.cfg.seed, "rank": self.info.rank, "world_size": self.info.world_size}
+        if spec.kind == "pixel_goal":  # the look-down camera is one the agent declares (SampleSpec.lookdown)
+            lookdown = next(c for c in self.cameras if c.uuid == spec.lookdown)
+            dataset = PixelGoalDataset(
+                *where, spec, lookdown, d.frames, transform=common["transform"], seed=self.cfg.seed
+            )
+            sampler = PixelGoalBatchSampler(len(dataset), d.batch_size, **shard)
+            return make_loader(dataset, sampler, d.num_workers, collate_pixel_goals), sampler
         if spec.kind == "window":
             dataset = WindowDataset(*where, spec, **common)
             sampler = WindowBatchSampler(len(dataset), d.batch_size, **shard)
