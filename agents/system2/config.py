@@ -33,8 +33,6 @@ class System2Config:
         min_pixels, max_pixels: the image processor's bounds on an image's area (it resizes to multiples of
             28 within them).
         n_history: history frames per query (up to 8, spread evenly over the episode so far).
-        lookdown_pitch: look-down camera pitch (degrees, negative looks down).
-        lookdown_size: look-down camera side in pixels (None: the main camera's).
         max_new_tokens: greedy generation length per query.
         follow_steps: follower steps toward a pixel goal before System 2 is asked again.
         goal_radius: the follower stops within this geodesic distance of the goal (m).
@@ -60,8 +58,6 @@ class System2Config:
     min_pixels: int = 3136
     max_pixels: int = 12544
     n_history: int = 8
-    lookdown_pitch: float = -30.0
-    lookdown_size: int | None = 56
     max_new_tokens: int = 8
     follow_steps: int = 8
     goal_radius: float = 0.25
@@ -81,10 +77,9 @@ class System2Config:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"System2Config.{name} must be a positive int, got {value!r}")
-        for name in ("image_size", "lookdown_size"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 28):
-                raise ValueError(f"System2Config.{name} must be an int >= 28 or null, got {value!r}")
+        size = self.image_size
+        if size is not None and (not isinstance(size, int) or size < 28):
+            raise ValueError(f"System2Config.image_size must be an int >= 28 or null, got {size!r}")
         if self.vision_hidden % self.vision_heads or self.text_hidden % self.text_heads:
             raise ValueError(
                 "System2Config: vision_hidden / text_hidden must be multiples of vision_heads / text_heads, "
@@ -101,8 +96,6 @@ class System2Config:
             )
         if not 0 <= self.n_history <= 8:
             raise ValueError(f"System2Config.n_history must lie in 0..8, got {self.n_history!r}")
-        if not -90.0 <= self.lookdown_pitch < 0.0:
-            raise ValueError(f"System2Config.lookdown_pitch must lie in [-90, 0), got {self.lookdown_pitch!r}")
         if not self.goal_radius > 0:
             raise ValueError(f"System2Config.goal_radius must be > 0 m, got {self.goal_radius!r}")
 

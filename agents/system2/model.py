@@ -8,7 +8,6 @@ model's config are written into every checkpoint (:func:`save_files`) and read b
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -49,19 +48,35 @@ class System2Processor(Qwen2_5_VLProcessor):
             return None
         return super().check_argument_for_proper_class(argument_name, argument)
 
+    def save_pretrained(self, save_directory: str | Path, **kwargs: Any) -> list[str]:
+        """Write the tokenizer (with its chat template) and the image processor's
+        ``preprocessor_config.json`` (and the video processor's, when there is one) into the folder."""
+        folder = Path(save_directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.tokenizer.save_pretrained(str(folder))
+        self.image_processor.save_pretrained(str(folder))
+        if self.video_processor is not None:
+            self.video_processor.save_pretrained(str(folder))
+        return sorted(str(p) for p in folder.iterdir())
 
-def build_processor(tokenizer, min_pixels: int, max_pixels: int) -> Qwen2_5_VLProcessor:
-    """A ``Qwen2_5_VLProcessor`` assembled from ``tokenizer`` and a ``Qwen2VLImageProcessor`` bounded to
-    [``min_pixels``, ``max_pixels``] pixels per image (patch 14, 2×2 merge)."""
+
+def _image_processor_class() -> type:
+    # Without torchvision (transformers' fast backend) the PIL image processor does the same work.
+    return transformers.Qwen2VLImageProcessor if _has_torchvision() else transformers.Qwen2VLImageProcessorPil
+
+
+def build_processor(
+    tokenizer, min_pixels: int, max_pixels: int, image_processor: Any = None
+) -> Qwen2_5_VLProcessor:
+    """A ``Qwen2_5_VLProcessor`` assembled from ``tokenizer`` and a ``Qwen2VLImageProcessor`` (the one given,
+    or a new one) bounded to [``min_pixels``, ``max_pixels``] pixels per image (patch 14, 2×2 merge)."""
     size = {"shortest_edge": int(min_pixels), "longest_edge": int(max_pixels)}
     shape = {"size": size, "patch_size": 14, "merge_size": 2, "temporal_patch_size": 2}
-    # Without torchvision (transformers' fast backend) the PIL image processor does the same work and the
-    # video processor, which System 2 never uses, is left out.
-    if _has_torchvision():
-        image_processor = transformers.Qwen2VLImageProcessor(**shape)
-        video_processor = Qwen2VLVideoProcessor(**shape)
-    else:
-        image_processor, video_processor = transformers.Qwen2VLImageProcessorPil(**shape), None
+    if image_processor is None:
+        image_processor = _image_processor_class()(**shape)
+    image_processor.size = size
+    # The video processor (System 2 feeds images only) needs torchvision; without it, it is left out.
+    video_processor = Qwen2VLVideoProcessor(**shape) if _has_torchvision() else None
     return System2Processor(
         image_processor=image_processor,
         tokenizer=tokenizer,
@@ -114,8 +129,10 @@ def _require_files(folder: Path, patterns: tuple[str, ...], what: str) -> None:
         )
 
 
-def load_pretrained(path: str | Path, dtype: torch.dtype) -> tuple[Any, Qwen2_5_VLProcessor]:
-    """The model and processor of a local Qwen2.5-VL folder.
+def load_pretrained(
+    path: str | Path, dtype: torch.dtype, min_pixels: int | None = None, max_pixels: int | None = None
+) -> tuple[Any, Qwen2_5_VLProcessor]:
+    """The model and processor of a local Qwen2.5-VL folder (pixel bounds: the given ones, else the folder's).
 
     Raises:
         FileNotFoundError: the folder, its ``config.json``, its safetensors weights or its tokenizer is
@@ -123,10 +140,12 @@ def load_pretrained(path: str | Path, dtype: torch.dtype) -> tuple[Any, Qwen2_5_
     """
     folder = Path(path)
     if not folder.is_dir():
-        raise FileNotFoundError(f"System2Config.model_path {folder}: no such folder (a local Qwen2.5-VL copy)")
+        raise FileNotFoundError(
+            f"System2Config.model_path {folder}: no such folder (a local Qwen2.5-VL copy)"
+        )
     _require_files(folder, (MODEL_CONFIG_FILE,), "model config")
     _require_files(folder, _WEIGHT_PATTERNS, "weights")
-    processor = load_processor(folder)
+    processor = load_processor(folder, min_pixels, max_pixels)
     model = Qwen2_5_VLForConditionalGeneration.from_pretrained(str(folder), dtype=dtype)
     return model, processor
 
@@ -138,24 +157,13 @@ def load_processor(folder: Path, min_pixels: int | None = None, max_pixels: int 
     check_vision_tokens(tokenizer, f"tokenizer in {folder}")
     if tokenizer.chat_template is None:
         raise ValueError(f"tokenizer in {folder}: it has no chat template (Qwen2.5-VL tokenizers carry one)")
-    size = _saved_pixels(folder)
+    image_processor = None
+    if (folder / "preprocessor_config.json").is_file():
+        image_processor = _image_processor_class().from_pretrained(str(folder))
+    size = getattr(image_processor, "size", None) or {}
     lo = min_pixels or size.get("shortest_edge", 3136)
     hi = max_pixels or size.get("longest_edge", 313600)
-    return build_processor(tokenizer, lo, hi)
-
-
-def _saved_pixels(folder: Path) -> dict[str, int]:
-    """The image processor's pixel bounds saved in ``folder`` (``preprocessor_config.json``), if any."""
-    for name in ("preprocessor_config.json", "processor_config.json"):
-        path = folder / name
-        if path.is_file():
-            data = json.loads(path.read_text())
-            data = data.get("image_processor", data)
-            size = data.get("size") or {}
-            lo, hi = data.get("min_pixels", size.get("shortest_edge")), data.get("max_pixels")
-            hi = hi or size.get("longest_edge")
-            return {k: int(v) for k, v in (("shortest_edge", lo), ("longest_edge", hi)) if v}
-    return {}
+    return build_processor(tokenizer, lo, hi, image_processor)
 
 
 def save_files(directory: Path, model, processor) -> list[str]:
