@@ -251,8 +251,8 @@ class System2Agent(Agent):
         navigators = obs.get(NAVIGATOR_KEY)
         if navigators is None or len(navigators) != n:
             raise KeyError(
-                f"system2 needs obs[{NAVIGATOR_KEY!r}], one envs.navigator.Navigator per env (the rollout adds "
-                f"it for agents with requires_navigator); got keys {sorted(obs)}"
+                f"system2 needs obs[{NAVIGATOR_KEY!r}], one envs.navigator.Navigator per env (the rollout "
+                f"adds it for agents with requires_navigator); got keys {sorted(obs)}"
             )
         texts = obs["instruction_text"]
         texts = [texts] if isinstance(texts, str) else list(texts)

@@ -32,8 +32,8 @@ TURN_LEFT_ARROW, TURN_RIGHT_ARROW = "←", "→"
 STOP_TEXT = "STOP"
 SYSTEM_PROMPT = "You are a navigation assistant that moves a robot through a building."
 TASK_PROMPT = (
-    "Your task: {instruction}. Where should you go next to stay on the route? Answer with the pixel (row col) "
-    "of the next waypoint in the image, arrows to turn, or STOP once the task is done."
+    "Your task: {instruction}. Where should you go next to stay on the route? Answer with the pixel "
+    "(row col) of the next waypoint in the image, arrows to turn, or STOP once the task is done."
 )
 HISTORY_PROMPT = " Your earlier views: "
 CURRENT_PROMPT = " Your current view: "

@@ -124,8 +124,8 @@ def tiny_model_config(config: System2Config, tokenizer) -> Qwen2_5_VLConfig:
 def _require_files(folder: Path, patterns: tuple[str, ...], what: str) -> None:
     if not any(any(folder.glob(p)) for p in patterns):
         raise FileNotFoundError(
-            f"{folder}: no {what} found (expected one of {', '.join(patterns)}); System2Config.model_path must "
-            "be a local Qwen2.5-VL folder (nothing is downloaded)"
+            f"{folder}: no {what} found (expected one of {', '.join(patterns)}); System2Config.model_path "
+            "must be a local Qwen2.5-VL folder (nothing is downloaded)"
         )
 
 

@@ -58,7 +58,8 @@ def train_tokenizer(corpus: Iterable[str], vocab_size: int = 512) -> PreTrainedT
         vocab_size: total tokens, special ones included.
 
     Returns:
-        The tokenizer with ``chat_template``, ``eos_token`` ``<|im_end|>`` and ``pad_token`` ``<|endoftext|>``.
+        The tokenizer with ``chat_template``, ``eos_token`` ``<|im_end|>``, ``pad_token``
+        ``<|endoftext|>``.
     """
     from agents.system2.conversation import prompt_texts  # the prompt's own words belong in the corpus
 

@@ -13,9 +13,8 @@ import envs  # noqa: F401  (registers the environment ids)
 from agents import make_agent
 from agents.base import MOVE_FORWARD, STOP, TURN_LEFT, TURN_RIGHT, Agent
 from agents.contract import agent_sim_config, interface_of
-from agents.system2 import System2Agent, System2Config
-from agents.system2 import acting
-from agents.system2.conversation import IGNORE_INDEX, encode, parse_answer
+from agents.system2 import System2Agent, System2Config, acting
+from agents.system2.conversation import IGNORE_INDEX, parse_answer
 from agents.system2.model import load_pretrained
 from agents.system2.tokenizer import IM_END, IMAGE_PAD, VISION_START
 from envs.navigator import Navigator
