@@ -3,9 +3,10 @@ and RDP.
 
 Importing this package registers every agent: ``make_agent(name)`` for ``expert``, ``random``, ``forward``,
 ``seq2seq``, ``cma``, ``rdp`` and ``system2``, then the agents of the modules named in the environment
-variable ``NAVGYM_PLUGINS`` (comma-separated importable module names, e.g. ``NAVGYM_PLUGINS=mylab.agents``): such a
-module defines an :class:`Agent` subclass and registers it with ``@AGENTS.register(name)``; it is then trained
-and evaluated like the built-in agents (``trainers/run.py agent=<name>``, its config schema is stored).
+variable ``NAVGYM_PLUGINS`` (comma-separated importable module names, e.g. ``NAVGYM_PLUGINS=mylab.agents``):
+such a module defines an :class:`Agent` subclass and registers it with ``@AGENTS.register(name)``; it is then
+trained and evaluated like the built-in agents (``trainers/run.py agent=<name>``, its config schema is
+stored).
 """
 
 import importlib
