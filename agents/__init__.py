@@ -2,16 +2,17 @@
 and RDP.
 
 Importing this package registers every agent: ``make_agent(name)`` for ``expert``, ``random``, ``forward``,
-``seq2seq``, ``cma`` and ``rdp``, then the agents of the modules named in the environment variable
-``NAVGYM_PLUGINS`` (comma-separated importable module names, e.g. ``NAVGYM_PLUGINS=mylab.agents``): such a
-module defines an :class:`Agent` subclass and registers it with ``@AGENTS.register(name)``; it is then trained
-and evaluated like the built-in agents (``trainers/run.py agent=<name>``, its config schema is stored).
+``seq2seq``, ``cma``, ``rdp`` and ``system2``, then the agents of the modules named in the environment
+variable ``NAVGYM_PLUGINS`` (comma-separated importable module names, e.g. ``NAVGYM_PLUGINS=mylab.agents``):
+such a module defines an :class:`Agent` subclass and registers it with ``@AGENTS.register(name)``; it is then
+trained and evaluated like the built-in agents (``trainers/run.py agent=<name>``, its config schema is
+stored).
 """
 
 import importlib
 import os
 
-from agents import cma, expert, rdp, seq2seq
+from agents import cma, expert, rdp, seq2seq, system2
 from agents.base import AGENTS, NUM_ACTIONS, Agent, load_agent, make_agent
 from agents.registry import Registry
 
@@ -48,4 +49,5 @@ __all__ = [
     "make_agent",
     "rdp",
     "seq2seq",
+    "system2",
 ]

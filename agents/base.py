@@ -144,6 +144,10 @@ class Agent(nn.Module, abc.ABC):
     tasks: ClassVar[tuple[str, ...]] = ("vln",)
     #: The rollout adds ``obs["expert_action"]`` (the environment's expert) for agents that set this.
     requires_expert: ClassVar[bool] = False
+    #: The rollout adds ``obs["navigator"]``, one :class:`envs.navigator.Navigator` per environment (map
+    #: queries: the agent's pose, snapping to the navigable area, the shortest-path follower's next action),
+    #: for planner + follower agents that set this.
+    requires_navigator: ClassVar[bool] = False
     #: The cameras: the main one first (its size open: the benchmark's or the data's), then extra ones.
     cameras: ClassVar[tuple[CameraRequest, ...]] = (CameraRequest(),)
     #: What one training sample holds (whole trajectories by default).

@@ -185,6 +185,7 @@ class AgentInterface:
     tasks: tuple[str, ...] = ("vln",)
     requires_expert: bool = False
     cameras: tuple[CameraRequest, ...] = (CameraRequest(),)
+    requires_navigator: bool = False
 
     @property
     def goal_kinds(self) -> tuple[str, ...]:
@@ -218,6 +219,8 @@ def check_declarations(cls: type) -> None:
         fail("tasks", f"a non-empty tuple of {tuple(GOAL_KINDS)}")
     if not isinstance(cls.requires_expert, bool):
         fail("requires_expert", "a bool")
+    if not isinstance(getattr(cls, "requires_navigator", False), bool):
+        fail("requires_navigator", "a bool")
     cams = cls.cameras
     if not isinstance(cams, tuple) or not cams or not all(isinstance(c, CameraRequest) for c in cams):
         fail("cameras", "a non-empty tuple of CameraRequest")
@@ -255,6 +258,7 @@ def interface_of(policy: Any) -> AgentInterface:
         tasks=tuple(getattr(target, "tasks", tuple(GOAL_KINDS))),
         requires_expert=bool(getattr(target, "requires_expert", False)),
         cameras=tuple(getattr(target, "cameras", (CameraRequest(),))),
+        requires_navigator=bool(getattr(target, "requires_navigator", False)),
     )
 
 

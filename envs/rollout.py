@@ -5,7 +5,9 @@ benchmarks all run episodes through :func:`rollout`; the interactive viewer step
 through :class:`EpisodeRunner`, whose ``step`` is the loop body of :func:`rollout`. A policy is either an
 agent (an object with ``reset(n_envs)`` and ``act(obs, deterministic) -> (B,) actions`` on batched
 observations; a ``torch.nn.Module`` is put in eval mode and run under ``torch.inference_mode()``) or a plain
-callable ``policy(obs) -> action`` on one observation.
+callable ``policy(obs) -> action`` on one observation. An agent that declares ``requires_expert`` gets
+``obs["expert_action"]``; one that declares ``requires_navigator`` gets ``obs["navigator"]``, a list of one
+:class:`envs.navigator.Navigator` per environment (map queries for a planner + follower).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from envs.fileio import atomic_path
+from envs.navigator import NAVIGATOR_KEY, Navigator
 from envs.visualize import compose_frame
 
 logger = logging.getLogger(__name__)
@@ -107,6 +110,7 @@ class _Policy:
         self.policy, self.deterministic = policy, deterministic
         self.is_agent = hasattr(policy, "act")
         self.wants_expert = bool(getattr(policy, "requires_expert", False))
+        self.wants_navigator = bool(getattr(policy, "requires_navigator", False))
         self.last_latency: float | None = None
 
     def reset(self) -> None:
@@ -122,6 +126,8 @@ class _Policy:
         batch = batch_observation(obs)
         if self.wants_expert:
             batch["expert_action"] = np.asarray(env.unwrapped.expert_action())[None]  # (1,) or (1, N, 3)
+        if self.wants_navigator:
+            batch[NAVIGATOR_KEY] = [Navigator(env.unwrapped.sim)]
         start = time.perf_counter()
         actions = self.policy.act(batch, deterministic=self.deterministic)
         self.last_latency = time.perf_counter() - start
