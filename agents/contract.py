@@ -119,6 +119,8 @@ class SampleSpec:
             ``(dx, dy, dyaw)`` targets (window only), clamped to the last pose (``future_mask``).
         future_stride: steps between future poses.
         sample_every: draw windows only at steps ``t`` with ``t % sample_every == 0`` (1: every step).
+        pixel_goal: window items also hold ``pixelgoal`` (H, W) uint8, the goal's box in the current frame
+            (:mod:`envs.tasks.pixelgoal`), and ``pixelgoal_visible`` () bool.
     """
 
     kind: str = "trajectory"
@@ -127,6 +129,7 @@ class SampleSpec:
     horizon: int = 0
     future_stride: int = 1
     sample_every: int = 1
+    pixel_goal: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in SAMPLE_KINDS:
@@ -137,8 +140,8 @@ class SampleSpec:
         for name in ("stride", "future_stride", "sample_every"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"SampleSpec.{name} must be an int >= 1, got {getattr(self, name)!r}")
-        if self.kind == "trajectory" and (self.history or self.horizon):
-            raise ValueError("SampleSpec: history and horizon apply to kind='window' only")
+        if self.kind == "trajectory" and (self.history or self.horizon or self.pixel_goal):
+            raise ValueError("SampleSpec: history, horizon and pixel_goal apply to kind='window' only")
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 
 from agents.contract import SampleSpec
 from envs.render import CameraSpec
+from envs.tasks.pixelgoal import pixel_goal_mask
 from envs.tasks.pointnav import polar_goal
 from trainers.data.dataset import EpochBatchSampler, progress_target, stack_or_list
 from trainers.data.frames import FRAME_MODES, FrameSource, future_targets, pose_fields
@@ -55,7 +56,9 @@ class WindowDataset(Dataset):
     ``future_mask`` (N,) bool, ``position`` (3,), ``yaw`` () and ``goal_position`` (3,) float32 world pose
     and goal, ``pointgoal`` (2,) float32 (distance, angle) in the frame of step t, ``action`` () int64 expert
     label, ``executed`` () int64, ``progress`` () float32, ``labels`` (...) float32 when stored, and the
-    extra cameras' ``<uuid>_rgb`` / ``<uuid>_depth`` and ``imagegoal`` when declared.
+    extra cameras' ``<uuid>_rgb`` / ``<uuid>_depth`` and ``imagegoal`` when declared, and with
+    ``spec.pixel_goal`` ``pixelgoal`` (H,W) uint8 (the goal's box in the current frame, per its depth; see
+    :mod:`envs.tasks.pixelgoal`) and ``pixelgoal_visible`` () bool.
     """
 
     def __init__(
@@ -132,6 +135,13 @@ class WindowDataset(Dataset):
                 item[f"{cam.uuid}_{m}"] = item[f"{cam.uuid}_{m}"][0]
         if ep.labels is not None:
             item["labels"] = ep.labels[t]
+        if spec.pixel_goal:
+            if "depth" not in item:
+                raise ValueError("SampleSpec.pixel_goal needs the depth modality on the main camera")
+            mask, seen = pixel_goal_mask(
+                self.source.camera, position, ep.rotations[t], poses["goal_position"], item["depth"][-1]
+            )
+            item["pixelgoal"], item["pixelgoal_visible"] = mask, np.bool_(seen)
         return self.transform(item) if self.transform is not None else item
 
 
