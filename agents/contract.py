@@ -133,6 +133,8 @@ class SampleSpec:
         max_arrows: pixel_goal: at most this many turn arrows in an answer.
         stop_repeat: pixel_goal: copies of each episode's STOP sample (InternVLA-N1 oversamples them x5).
         augment: pixel_goal: colour augmentation of the history and current frames (never the look-down).
+        pixel_goal_mask: window: items also hold ``pixelgoal`` (H, W) uint8, the goal's box in the current
+            frame (:func:`envs.tasks.pixel_goal.pixel_goal_mask`), and ``pixelgoal_visible`` () bool.
     """
 
     kind: str = "trajectory"
@@ -147,6 +149,7 @@ class SampleSpec:
     max_arrows: int = 4
     stop_repeat: int = 5
     augment: bool = True
+    pixel_goal_mask: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in SAMPLE_KINDS:
@@ -174,6 +177,8 @@ class SampleSpec:
             raise ValueError("SampleSpec: history and horizon apply to kind='window' only")
         if pixel_goal and self.horizon:
             raise ValueError("SampleSpec: horizon applies to kind='window' only, not 'pixel_goal'")
+        if self.pixel_goal_mask and self.kind != "window":
+            raise ValueError("SampleSpec: pixel_goal_mask applies to kind='window' only")
 
 
 @dataclass(frozen=True)

@@ -212,7 +212,9 @@ class Simulator:
             self.collided = True
             self.n_collisions += 1
 
-    def move_along(self, waypoints, max_duration: float | None = None) -> dict[str, np.ndarray]:
+    def move_along(
+        self, waypoints, max_duration: float | None = None, observe: bool = True, on_tick=None
+    ) -> dict[str, np.ndarray]:
         """Follow waypoints given in the agent frame with a velocity-limited controller.
 
         Args:
@@ -221,9 +223,11 @@ class Simulator:
                 drives at most ``max_linear_speed``, turning at most ``max_angular_speed``, one tick per
                 ``control_period``; collisions slide and set :attr:`collided`.
             max_duration: seconds before giving up (default: enough time for the path at full speed, ×2).
+            observe: render the observation at the end (False: return an empty dict).
+            on_tick: called with no argument after every control tick (to record the poses of a drive).
 
         Returns:
-            The observation at the end.
+            The observation at the end, or an empty dict when ``observe`` is False.
         """
         wps = np.asarray(waypoints, dtype=np.float64).reshape(-1, 3)
         if not np.all(np.isfinite(wps)):
@@ -246,11 +250,13 @@ class Simulator:
             while t < budget:
                 done, hit = self._control_tick(target, target_yaw if last else None)
                 collided |= hit
+                if on_tick is not None:
+                    on_tick()
                 t += cfg.control_period
                 if done:
                     break
         self.collided = collided
-        return self.observe()
+        return self.observe() if observe else {}
 
     def control_tick(self, target, target_yaw: float | None = None) -> tuple[bool, bool]:
         """One control period toward the world point ``target`` (3,), within the speed limits, then toward

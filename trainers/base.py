@@ -157,9 +157,18 @@ class Trainer(abc.ABC):
 
         The environment's expert acts with probability ``round.beta``, else the agent (sampled actions);
         every step is labelled with the expert's action (:mod:`trainers.data.collect`). Ranks collect
-        disjoint slots.
+        disjoint slots. A round of ``n_episodes=0`` collects nothing and trains on the store as it is.
         """
         from trainers.data.collect import collect, episode_plan, make_env, round_totals
+
+        if round.n_episodes == 0:
+            n_stored = len(TrajectoryStore(self.store_dir, readonly=True))
+            if not n_stored:
+                raise ValueError(
+                    f"round {round.index} has n_episodes=0 (train on the store as it is), but the store "
+                    f"{self.store_dir} is empty: give data.init_store or data.store"
+                )
+            return {"collect/round": round.index, "collect/episodes": 0, "collect/store_episodes": n_stored}
 
         d, interface = self.cfg.data, self.interface
         mode = d.action_mode or interface.action_mode

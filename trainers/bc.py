@@ -3,7 +3,8 @@
 VLN-CE's teacher-forcing recipe: one pass of the expert over the training split (``n_episodes=None``), then
 ``epochs`` epochs of inflection-weighted imitation on whole trajectories. The expert episodes come from the
 store when they are already there (``data.store`` or ``data.init_store`` filled by
-``python -m trainers.data.collect``), else they are collected first.
+``python -m trainers.data.collect``), else they are collected first. ``n_episodes=0`` collects nothing and
+trains on the store's episodes as they are (generated System-1 trajectories, :mod:`envs.datasets.system1`).
 """
 
 from __future__ import annotations

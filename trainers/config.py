@@ -184,12 +184,18 @@ class BCConfig(TrainerConfig):
     """Teacher forcing on expert episodes (VLN-CE: one pass over the split, 15 / 45 epochs).
 
     Attributes:
-        n_episodes: expert episodes collected (None: the whole split once).
+        n_episodes: expert episodes collected (None: the whole split once; 0: none, train on the episodes
+            already in the store, e.g. a ``data.init_store`` of generated System-1 trajectories).
     """
 
     name: str = "bc"
     epochs: int = 4
     n_episodes: int | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        ok = self.n_episodes is None or self.n_episodes >= 0
+        _check(ok, "trainer.n_episodes", self.n_episodes, "null or an int >= 0")
 
 
 @dataclass

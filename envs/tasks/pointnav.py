@@ -2,7 +2,10 @@
 
 Observations: ``pointgoal`` (distance m, angle rad — positive to the left) to the goal in the agent frame,
 ``gps`` (forward, right) metres from the start in the start frame and ``compass`` (yaw change since the start,
-radians, left positive), as Habitat's PointGoal, EpisodicGPS and EpisodicCompass sensors.
+radians, left positive), as Habitat's PointGoal, EpisodicGPS and EpisodicCompass sensors, and, when the first
+camera renders depth, ``pixelgoal`` (H, W) uint8: NavDP's pixel goal, 1 on a small box around the goal's
+projection into the current image when the goal is in view and not occluded per the current depth, else all
+zeros (:func:`envs.tasks.pixel_goal.pixel_goal_mask`).
 Termination (NavDP): STOP, arrival within ``arrival_distance`` (1 m, Euclidean), or stuck (moved < 0.1 m over
 ``stuck_window`` steps); truncation at the step limit. Success = final Euclidean distance <
 ``success_distance`` (1.5 m) whatever ended the episode; SPL = success · clip(straight-line start→goal /
@@ -20,6 +23,7 @@ from gymnasium import spaces
 from envs.nav.geometry import wrap_angle, yaw_from_quaternion
 from envs.tasks import measures
 from envs.tasks.base import NavTask, TaskConfig
+from envs.tasks.pixel_goal import pixel_goal_mask
 
 if TYPE_CHECKING:
     from envs.sim import SimConfig, Simulator
@@ -56,9 +60,13 @@ class PointNavTask(NavTask):
     default_config = SYSTEM1_CONFIG
 
     def observation_spaces(self, sim_config: SimConfig) -> dict[str, spaces.Space]:
-        """``pointgoal`` (2,), ``gps`` (2,), ``compass`` (1,), all float32."""
+        """``pointgoal`` (2,), ``gps`` (2,), ``compass`` (1,), all float32, and ``pixelgoal`` (H, W) uint8
+        when the first camera renders depth."""
         big = np.float32(1e4)
+        cam = sim_config.cameras[0]
+        pixel = {"pixelgoal": spaces.Box(0, 1, (cam.height, cam.width), np.uint8)}
         return {
+            **(pixel if "depth" in cam.modalities else {}),
             "pointgoal": spaces.Box(
                 np.array([0.0, -math.pi], np.float32), np.array([big, math.pi], np.float32)
             ),
@@ -66,12 +74,23 @@ class PointNavTask(NavTask):
             "compass": spaces.Box(-math.pi, math.pi, (1,), np.float32),
         }
 
+    def on_frames(self, sim: Simulator, frames: dict[str, np.ndarray]) -> None:
+        """Keep the first camera's depth for the pixel goal."""
+        self._depth = frames.get("depth")
+
     def observe(self, sim: Simulator) -> dict[str, np.ndarray]:
-        """Goal polar coordinates, GPS and compass at the current pose."""
+        """Goal polar coordinates, GPS and compass at the current pose (and the pixel goal)."""
         state = sim.get_agent_state()
         yaw = yaw_from_quaternion(state.rotation)
         gf, gl = agent_frame(state.position - self.start_position, self.start_yaw)
+        depth = getattr(self, "_depth", None)
+        pixel = {}
+        if depth is not None:
+            cam = sim.config.cameras[0]
+            mask, _ = pixel_goal_mask(cam, state.position, state.rotation, self.goal, depth, state.tilt)
+            pixel["pixelgoal"] = mask
         return {
+            **pixel,
             "pointgoal": polar_goal(state.position, yaw, self.goal),
             "gps": np.array([gf, -gl], np.float32),
             "compass": np.array([wrap_angle(yaw - self.start_yaw)], np.float32),

@@ -178,7 +178,20 @@ def _encode(ep: Episode) -> bytes:
         "round": str(ep.round),
         "extras": extras,
     }
-    return safetensors_bytes(tensors, metadata=meta)
+    return _sorted_header(safetensors_bytes(tensors, metadata=meta))
+
+
+def _sorted_header(data: bytes) -> bytes:
+    """The same safetensors bytes with the header's keys sorted. safetensors writes the metadata from a hash
+    map whose order changes from one process to the next, so equal episodes would differ in bytes (and a
+    generated dataset's digest would change from run to run). The header keeps its length (padded with
+    spaces, as the format allows), so the tensors' offsets stay valid."""
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + n])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(text) > n:
+        return data
+    return data[:8] + text + b" " * (n - len(text)) + data[8 + n :]
 
 
 def _fsync_dir(path: Path) -> None:

@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 
 from agents.contract import SampleSpec
 from envs.render import CameraSpec
+from envs.tasks.pixel_goal import pixel_goal_mask
 from envs.tasks.pointnav import polar_goal
 from trainers.data.dataset import EpochBatchSampler, progress_target, stack_or_list
 from trainers.data.frames import FRAME_MODES, FrameSource, future_targets, pose_fields
@@ -52,10 +53,12 @@ class WindowDataset(Dataset):
 
     Items: ``episode_id``, ``instruction_text``, ``step`` t, ``rgb`` (K+1,H,W,3) uint8 and ``depth``
     (K+1,H,W,1) float32 (oldest first, current last), ``history_mask`` (K+1,) bool, ``future`` (N,3) float32,
-    ``future_mask`` (N,) bool, ``position`` (3,), ``yaw`` () and ``goal_position`` (3,) float32 world pose
-    and goal, ``pointgoal`` (2,) float32 (distance, angle) in the frame of step t, ``action`` () int64 expert
-    label, ``executed`` () int64, ``progress`` () float32, ``labels`` (...) float32 when stored, and the
-    extra cameras' ``<uuid>_rgb`` / ``<uuid>_depth`` and ``imagegoal`` when declared.
+    ``future_mask`` (N,) bool, ``position`` (3,), ``yaw`` () and ``goal_position`` (3,) float32 world pose and
+    goal, ``pointgoal`` (2,) float32 (distance, angle) in the frame of step t, ``action`` () int64 expert
+    label, ``executed`` () int64, ``progress`` () float32, ``labels`` (...) float32 when stored, and the extra
+    cameras' ``<uuid>_rgb`` / ``<uuid>_depth`` and ``imagegoal`` when declared, and with
+    ``spec.pixel_goal_mask`` ``pixelgoal`` (H,W) uint8 (the goal's box in the current frame, per its depth;
+    see :func:`envs.tasks.pixel_goal.pixel_goal_mask`) and ``pixelgoal_visible`` () bool.
     """
 
     def __init__(
@@ -132,6 +135,13 @@ class WindowDataset(Dataset):
                 item[f"{cam.uuid}_{m}"] = item[f"{cam.uuid}_{m}"][0]
         if ep.labels is not None:
             item["labels"] = ep.labels[t]
+        if spec.pixel_goal_mask:
+            if "depth" not in item:
+                raise ValueError("SampleSpec.pixel_goal_mask needs the depth modality on the main camera")
+            mask, seen = pixel_goal_mask(
+                self.source.camera, position, ep.rotations[t], poses["goal_position"], item["depth"][-1]
+            )
+            item["pixelgoal"], item["pixelgoal_visible"] = mask, np.bool_(seen)
         return self.transform(item) if self.transform is not None else item
 
 
