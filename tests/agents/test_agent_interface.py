@@ -8,7 +8,9 @@ import torch
 
 from agents import AGENTS, NUM_ACTIONS, load_agent, make_agent
 
-LEARNED = [n for n in AGENTS.names() if AGENTS.get(n).is_trainable]
+#: The agents these VLN batches and observations fit (waypoint agents on windows have their own tests).
+VLN = [n for n in AGENTS.names() if "vln" in AGENTS.get(n).tasks]
+LEARNED = [n for n in VLN if AGENTS.get(n).is_trainable]
 TEXTS = ["walk past the sofa and turn left", "go up the stairs, then stop at the door"]
 B, T, SIZE = 2, 4, 32
 
@@ -61,7 +63,7 @@ def build(name):
     return make_agent(name, instructions=TEXTS)
 
 
-@pytest.fixture(params=AGENTS.names())
+@pytest.fixture(params=VLN)
 def agent(request):
     return build(request.param)
 
@@ -126,7 +128,7 @@ def test_save_load_round_trip_is_exact(agent, tmp_path):
 
 def test_baselines_cannot_be_trained():
     rng = np.random.default_rng(4)
-    for name in sorted(set(AGENTS.names()) - set(LEARNED)):
+    for name in sorted(set(VLN) - set(LEARNED)):
         with pytest.raises(RuntimeError, match="not trainable"):
             build(name).loss(make_batch(rng))
 
