@@ -45,6 +45,7 @@ def make_scheduler(config: NavDPConfig) -> Any:
         beta_schedule="squaredcos_cap_v2",
         prediction_type="epsilon",
         clip_sample=config.clip_sample,
+        clip_sample_range=config.clip_sample_range,
     )
 
 

@@ -68,8 +68,9 @@ class NavDPConfig:
         dropout: dropout in the transformers and on the condition embeddings (0.1).
         max_goal_distance: point-goal x is clipped to [0, max], y to [-max, max] metres (NavDP: 10).
         num_train_timesteps, num_inference_steps: DDPM steps (10, 10).
-        clip_sample: clip the DDPM samples to [-1, 1] (off: a waypoint here may be 0.5 m from the last, 2.0
-            after the ×4 scaling).
+        clip_sample: clip the DDPM's predicted clean sample to [-clip_sample_range, clip_sample_range].
+        clip_sample_range: that bound (3.0: a waypoint here is up to 2 expert steps, 0.5 m or 0.52 rad, from
+            the last, 2.0 or 2.1 after the ×4 scaling; diffusers' default of 1 would cut them).
         action_scale: training targets are the per-step deltas of the path times this (NavDP: 4).
         num_samples: trajectories sampled per plan and ranked by the critic (32).
         n_waypoints: waypoints of the best trajectory executed before re-planning (of the 24).
@@ -106,7 +107,8 @@ class NavDPConfig:
     max_goal_distance: float = 10.0
     num_train_timesteps: int = 10
     num_inference_steps: int = 10
-    clip_sample: bool = False
+    clip_sample: bool = True
+    clip_sample_range: float = 3.0
     action_scale: float = 4.0
     num_samples: int = 32
     n_waypoints: int = 4
@@ -154,7 +156,7 @@ class NavDPConfig:
             self._fail("token_dim", "even (sinusoidal timestep embedding)")
         if not 0.0 <= self.min_depth < self.max_depth:
             self._fail("max_depth", f"> min_depth ({self.min_depth}) >= 0")
-        for field in ("max_goal_distance", "action_scale"):
+        for field in ("max_goal_distance", "action_scale", "clip_sample_range"):
             if not (math.isfinite(getattr(self, field)) and getattr(self, field) > 0):
                 self._fail(field, "a positive number")
         if not 0.0 <= self.dropout < 1.0:
