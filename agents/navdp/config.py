@@ -31,6 +31,7 @@ PAPER_SIZES: dict[str, Any] = {
     "rgb_trainable": False,
     "compress_layers": 2,
     "compress_heads": 8,
+    "compress_ffn": 2048,
     "token_dim": 384,
     "decoder_layers": 16,
     "decoder_heads": 8,
@@ -39,8 +40,8 @@ PAPER_SIZES: dict[str, Any] = {
 
 _POSITIVE_INTS = (
     "image_size", "patch_size", "vit_dim", "vit_layers", "vit_heads", "compress_layers", "compress_heads",
-    "queries_per_frame", "token_dim", "decoder_layers", "decoder_heads", "decoder_ffn", "n_waypoints",
-    "history_every", "num_train_timesteps", "num_inference_steps", "num_samples",
+    "compress_ffn", "queries_per_frame", "token_dim", "decoder_layers", "decoder_heads", "decoder_ffn",
+    "n_waypoints", "history_every", "num_train_timesteps", "num_inference_steps", "num_samples",
 )  # fmt: skip
 
 
@@ -61,6 +62,7 @@ class NavDPConfig:
         normalize_rgb: ImageNet mean/std after scaling RGB to [0, 1] (DINOv2's preprocessing).
         min_depth, max_depth: depth outside [min, max] metres becomes 0 (NavDP: 0.1, 5).
         compress_layers, compress_heads: the token compressor's decoder layers and heads (NavDP: 2, 8).
+        compress_ffn: its FFN width (NavDP: 2048, PyTorch's default for ``nn.TransformerDecoderLayer``).
         queries_per_frame: learned queries per memory frame; the compressor outputs
             ``(HISTORY + 1) * queries_per_frame`` tokens (NavDP: 8 · 16 = 128).
         token_dim: width of the memory tokens, goal slots and denoiser (NavDP: 384).
@@ -98,6 +100,7 @@ class NavDPConfig:
     max_depth: float = 5.0
     compress_layers: int = 2
     compress_heads: int = 4
+    compress_ffn: int = 256
     queries_per_frame: int = 16
     token_dim: int = 64
     decoder_layers: int = 2

@@ -55,7 +55,7 @@ class RGBDBackbone(nn.Module):
         self.rgb_model.requires_grad_(c.rgb_trainable)
         self.former_query = nn.Embedding(frames * c.queries_per_frame, c.vit_dim)
         self.former_pe = nn.Embedding((frames + 1) * c.grid * c.grid, c.vit_dim)
-        self.former_net = _decoder(c.vit_dim, c.compress_heads, 4 * c.vit_dim, c.dropout, c.compress_layers)
+        self.former_net = _decoder(c.vit_dim, c.compress_heads, c.compress_ffn, c.dropout, c.compress_layers)
         self.project_layer = nn.Linear(c.vit_dim, c.token_dim)
 
     def train(self, mode: bool = True) -> RGBDBackbone:

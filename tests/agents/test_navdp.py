@@ -283,3 +283,16 @@ def test_depth_anything_weights_that_do_not_fit_name_the_file_and_key(tmp_path, 
     torch.save({"state_dict": {}}, path)
     with pytest.raises(ValueError, match="dav2.pth"):
         load_dav2_encoder(ViT(3, 32, 1, 2, 8, 4), path)
+
+
+def test_paper_parameter_counts_match_the_published_model():
+    from agents.navdp.measure import parameter_counts
+
+    counts = parameter_counts(NavDPAgent(NavDPConfig.paper()))
+    # anchors Part B §3: RGB-D encoder 50.7 M, image goal 22.4 M, pixel goal 22.3 M, denoiser 37.9 M,
+    # ≈133.4 M used (135.7 M registered, with parts the forward never uses).
+    assert round(counts["rgbd_encoder"], 1) == 50.7 and round(counts["image_goal"], 1) == 22.4
+    assert round(counts["pixel_goal"], 1) == 22.3 and round(counts["denoiser"], 1) == 37.9
+    assert (
+        round(counts["total"], 1) == 133.4 and counts["trainable"] < counts["total"] - 22
+    )  # frozen RGB ViT-S
