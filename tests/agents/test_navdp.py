@@ -240,7 +240,6 @@ def _dav2_file(path, vit, extra=None):
 
 
 def test_depth_anything_weights_load_exactly_into_a_frozen_rgb_encoder(tmp_path):
-    config = NavDPConfig(**{**TINY, "vit_pos_grid": 6, "rgb_trainable": False})  # table for 48 px, input 32
     reference = ViT(3, 32, 1, 2, 8, 6)
     state = _dav2_file(tmp_path / "depth_anything_v2_vits.pth", reference)
     assert "pretrained.blocks.0.ls1.gamma" in state and state["pretrained.pos_embed"].shape == (1, 37, 32)
@@ -260,7 +259,6 @@ def test_depth_anything_weights_load_exactly_into_a_frozen_rgb_encoder(tmp_path)
     agent.save(tmp_path / "agent")
     (tmp_path / "depth_anything_v2_vits.pth").unlink()
     assert torch.equal(load_agent(tmp_path / "agent").net.rgbd_encoder.rgb_model.pos_embed, rgb.pos_embed)
-    del config
 
 
 @pytest.mark.parametrize(
