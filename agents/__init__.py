@@ -1,18 +1,18 @@
-"""Navigation agents: the ``Agent`` interface, its registry, baselines, the VLN-CE Seq2Seq / CMA policies
-and RDP.
+"""Navigation agents: the ``Agent`` interface, its registry, baselines, the VLN-CE Seq2Seq / CMA policies,
+RDP and NavDP.
 
 Importing this package registers every agent: ``make_agent(name)`` for ``expert``, ``random``, ``forward``,
-``seq2seq``, ``cma``, ``rdp`` and ``system2``, then the agents of the modules named in the environment
-variable ``NAVGYM_PLUGINS`` (comma-separated importable module names, e.g. ``NAVGYM_PLUGINS=mylab.agents``):
-such a module defines an :class:`Agent` subclass and registers it with ``@AGENTS.register(name)``; it is then
-trained and evaluated like the built-in agents (``trainers/run.py agent=<name>``, its config schema is
-stored).
+``seq2seq``, ``cma``, ``rdp``, ``navdp`` and ``system2``, then the agents of the modules named in the
+environment variable ``NAVGYM_PLUGINS`` (comma-separated importable module names, e.g.
+``NAVGYM_PLUGINS=mylab.agents``): such a module defines an :class:`Agent` subclass and registers it with
+``@AGENTS.register(name)``; it is then trained and evaluated like the built-in agents (``trainers/run.py
+agent=<name>``, its config schema is stored).
 """
 
 import importlib
 import os
 
-from agents import cma, expert, rdp, seq2seq, system2
+from agents import cma, expert, navdp, rdp, seq2seq, system2
 from agents.base import AGENTS, NUM_ACTIONS, Agent, load_agent, make_agent
 from agents.registry import Registry
 
@@ -47,6 +47,7 @@ __all__ = [
     "load_agent",
     "load_plugins",
     "make_agent",
+    "navdp",
     "rdp",
     "seq2seq",
     "system2",

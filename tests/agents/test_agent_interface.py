@@ -8,12 +8,10 @@ import torch
 
 from agents import AGENTS, NUM_ACTIONS, load_agent, make_agent
 
-# Trajectory-trained agents (the batches below); pixel-goal agents (System 2) are tested in their own files.
-LEARNED = [
-    n for n in AGENTS.names() if AGENTS.get(n).is_trainable and AGENTS.get(n).sample.kind == "trajectory"
-]
-# Agents that act on observations alone; planner + follower agents also need the rollout's navigator.
-STANDALONE = [n for n in AGENTS.names() if not AGENTS.get(n).requires_navigator]
+#: The agents these VLN trajectory batches and observations fit: window agents (NavDP) and pixel-goal agents
+#: (System 2) have their own tests; planner + follower agents also need the rollout's navigator.
+VLN = [n for n in AGENTS.names() if "vln" in AGENTS.get(n).tasks and not AGENTS.get(n).requires_navigator]
+LEARNED = [n for n in VLN if AGENTS.get(n).is_trainable and AGENTS.get(n).sample.kind == "trajectory"]
 TEXTS = ["walk past the sofa and turn left", "go up the stairs, then stop at the door"]
 B, T, SIZE = 2, 4, 32
 
@@ -66,7 +64,7 @@ def build(name):
     return make_agent(name, instructions=TEXTS)
 
 
-@pytest.fixture(params=STANDALONE)
+@pytest.fixture(params=VLN)
 def agent(request):
     return build(request.param)
 
@@ -131,7 +129,7 @@ def test_save_load_round_trip_is_exact(agent, tmp_path):
 
 def test_baselines_cannot_be_trained():
     rng = np.random.default_rng(4)
-    for name in sorted(n for n in AGENTS.names() if not AGENTS.get(n).is_trainable):
+    for name in sorted(set(VLN) - set(LEARNED)):
         with pytest.raises(RuntimeError, match="not trainable"):
             build(name).loss(make_batch(rng))
 

@@ -18,7 +18,7 @@ def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.parametrize("model", ["seq2seq", "cma", "rdp"])
+@pytest.mark.parametrize("model", ["seq2seq", "cma", "rdp", "navdp"])
 def test_every_model_composes_into_its_run_folder(model, tmp_path):
     done = _run(
         "--name", f"{model}_exp", "--model", model, "data.dir=/nonexistent", "--cfg", "job", cwd=tmp_path
@@ -41,11 +41,29 @@ def test_dry_run_prints_the_command_with_overrides_and_torchrun_for_several_gpus
     assert "agent=rdp" in done.stdout and "run_dir=runs/rdp_train" in done.stdout
 
 
+def test_navdp_maps_to_behaviour_cloning_on_pointnav_unless_told_otherwise(tmp_path):
+    done = _run("--name", "navdp_train", "--model-name", "navdp", "--dry-run", "data.dir=d", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[2:] == [
+        "agent=navdp",
+        "run_dir=runs/navdp_train",
+        "trainer=bc",
+        "data.task=pointnav",
+        "data.dir=d",
+    ]
+    done = _run("--model", "navdp", "--dry-run", "data.task=imagenav", "trainer=dagger", cwd=tmp_path)
+    assert done.stdout.split()[2:] == [
+        "agent=navdp",
+        "run_dir=runs/rdp_train",
+        "data.task=imagenav",
+        "trainer=dagger",
+    ]
+
+
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["--model", "navdp"], "model 'navdp' is not available yet; valid models: seq2seq cma rdp"),
-        (["--model", "cma_plus"], "unknown model 'cma_plus'; valid models: seq2seq cma rdp"),
+        (["--model", "cma_plus"], "unknown model 'cma_plus'; valid models: seq2seq cma rdp navdp"),
         (["--gpus", "0"], "--gpus must be a positive integer"),
         (["--name"], "--name needs a value"),
     ],

@@ -6,7 +6,8 @@
 #
 #   --name NAME          run folder runs/NAME (InternNav's default: rdp_train); resuming it: resume=true
 #   --model, --model-name MODEL
-#                        the agent: agent=MODEL (default rdp); navdp is not available yet
+#                        the agent: agent=MODEL (default rdp); navdp adds trainer=bc data.task=pointnav
+#                        unless the overrides set them (NavDP trains on windows of goal-task episodes)
 #   --gpus N             N > 1 runs under torchrun --nproc_per_node N (one process per GPU, DDP)
 #   --dry-run            print the command instead of running it
 #
@@ -15,8 +16,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
-MODELS=(seq2seq cma rdp)
-PLANNED=(navdp)
+MODELS=(seq2seq cma rdp navdp)
+PLANNED=()
 
 name=rdp_train
 model=rdp
@@ -24,7 +25,7 @@ gpus=1
 dry_run=0
 extra=()
 
-usage() { sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 fail() { echo "start_train.sh: $*" >&2; exit 2; }
 value() { [[ $# -ge 2 && -n "$2" && "$2" != --* ]] || fail "$1 needs a value"; }
 
@@ -43,7 +44,7 @@ while [[ $# -gt 0 ]]; do
 done
 
 valid="valid models: ${MODELS[*]}"
-if [[ " ${PLANNED[*]} " == *" $model "* ]]; then
+if (( ${#PLANNED[@]} )) && [[ " ${PLANNED[*]} " == *" $model "* ]]; then
   fail "model '$model' is not available yet; $valid"
 fi
 [[ " ${MODELS[*]} " == *" $model "* ]] || fail "unknown model '$model'; $valid"
@@ -54,7 +55,13 @@ cmd=("${PYTHON:-python}" "$ROOT/trainers/run.py")
 if (( gpus > 1 )); then
   cmd=("${TORCHRUN:-torchrun}" --nnodes 1 --nproc_per_node "$gpus" "$ROOT/trainers/run.py")
 fi
-cmd+=("agent=$model" "run_dir=runs/$name" ${extra[@]+"${extra[@]}"})
+cmd+=("agent=$model" "run_dir=runs/$name")
+if [[ "$model" == navdp ]]; then
+  for default in trainer=bc data.task=pointnav; do
+    [[ " ${extra[*]-} " == *" ${default%%=*}="* ]] || cmd+=("$default")
+  done
+fi
+cmd+=(${extra[@]+"${extra[@]}"})
 
 if (( dry_run )); then
   printf '%q ' "${cmd[@]}"
