@@ -329,7 +329,7 @@ def _latest(run: Path) -> Path | None:
 
 
 def _collected(store: Path, n: int) -> bool:
-    from trainers.data.store import TrajectoryStore
+    from envs.datasets.store import TrajectoryStore
 
     return (store / "store.json").is_file() and len(
         TrajectoryStore(store, readonly=True).filter(round=0)

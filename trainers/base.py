@@ -46,6 +46,7 @@ from agents.contract import agent_cameras, camera_spec, interface_of
 from agents.registry import Registry
 from envs.datasets.digest import write_dataset_record
 from envs.datasets.r2r import load_episodes
+from envs.datasets.store import TrajectoryStore
 from trainers import distributed
 from trainers.ablation import BlankedInputs, blank_inputs
 from trainers.checkpoint import capture_rng_state, latest_checkpoint, load_checkpoint, save_checkpoint
@@ -57,7 +58,6 @@ from trainers.data.dataset import (
     make_loader,
 )
 from trainers.data.pixel_goals import PixelGoalBatchSampler, PixelGoalDataset, collate_pixel_goals
-from trainers.data.store import TrajectoryStore
 from trainers.data.windows import WindowBatchSampler, WindowDataset, collate_windows, sample_count
 from trainers.metrics import MetricsLogger
 from trainers.sharded import AgentSnapshot, OptimizerSnapshot, ShardedOptimizer, gather_full_states, gathered

@@ -79,7 +79,7 @@ def _build_task(task: tuple[Path, DatasetSpec, int]) -> int:
     return task[2]
 
 
-def _check_manifest(out: Path, spec: DatasetSpec) -> None:
+def check_manifest(out: Path, spec: DatasetSpec) -> None:
     """Refuse a folder made with other arguments (or holding other files); record the manifest."""
     manifest = work_dir(out) / "manifest.json"
     wanted = json.loads(json.dumps(spec.to_dict()))
@@ -201,7 +201,7 @@ def generate_dataset(
         episode_config or EpisodeConfig(),
     )
     out = Path(out)
-    _check_manifest(out, spec)
+    check_manifest(out, spec)
     remove_stale_temporaries(out)
     _run(out, spec, workers, progress)
     paths = _assemble(out, spec)

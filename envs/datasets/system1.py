@@ -20,7 +20,7 @@ Layout of ``DIR``::
                                             world yaw + pi/2, wrapped)
     train/train.json.gz                     one episode per training trajectory (its start, goal and a
                                             subsampled path), so trainers find the training split
-    trajectories/                           a trajectory store (``trainers.data.store``): per trajectory the
+    trajectories/                           a trajectory store (``envs.datasets.store``): per trajectory the
                                             poses of every control tick (0.1 s at 0.5 m/s), actions -1,
                                             ``labels`` (T, 74) critic labels, extras ``goal_position``,
                                             ``geodesic_distance``, ``task`` = pointnav, ``scene_set``,
@@ -65,9 +65,10 @@ from tqdm import tqdm
 
 from envs.datasets.critic import CRITIC_LABEL_SIZE, FUTURE_STRIDE, HORIZON, critic_fields
 from envs.datasets.digest import digest_record
-from envs.datasets.generate import _check_manifest
+from envs.datasets.generate import check_manifest
 from envs.datasets.r2r import Goal, Instruction, R2RDataset, VLNEpisode, save_episodes
 from envs.datasets.scene_work import json_bytes, remove_stale_temporaries
+from envs.datasets.store import Episode, TrajectoryStore
 from envs.datasets.system1_work import (
     EVAL_SPLITS,
     FORMAT_VERSION,
@@ -174,9 +175,6 @@ def _trajectory_episodes(out: Path, spec: System1Spec):
 
 def _write_store(out: Path, spec: System1Spec) -> dict:
     """Fill ``out/trajectories`` in scene order (episodes already there are kept); write the train split."""
-    # The store's format belongs to the trainers' data layer; writing through it keeps one implementation.
-    from trainers.data.store import Episode, TrajectoryStore
-
     store = TrajectoryStore(out / "trajectories")
     have = set(store.episode_ids())
     episodes, steps = [], 0
@@ -204,7 +202,7 @@ def generate_system1(out: str | Path, spec: System1Spec, workers: int = 1, progr
         ValueError: ``out`` holds a dataset of other arguments or unrelated files.
     """
     out = Path(out)
-    _check_manifest(out, spec)
+    check_manifest(out, spec)
     remove_stale_temporaries(out)
     _run(out, spec, workers, progress)
     info = {"spec": spec.to_dict(), "scenes_dir": "scenes", "splits": _eval_splits(out, spec)}

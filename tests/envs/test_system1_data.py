@@ -72,8 +72,8 @@ def test_same_arguments_give_the_same_digest_and_an_interrupted_run_resumes(tmp_
 
 
 def test_trajectories_stay_navigable_end_at_the_goal_and_carry_critic_labels(data):
+    from envs.datasets.store import TrajectoryStore
     from trainers.data.frames import future_targets
-    from trainers.data.store import TrajectoryStore
 
     store = TrajectoryStore(data / "trajectories", readonly=True)
     assert len(store) == 6

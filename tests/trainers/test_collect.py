@@ -8,6 +8,7 @@ from hydra import compose, initialize_config_dir
 
 from agents import make_agent
 from envs.datasets.r2r import load_episodes
+from envs.datasets.store import TrajectoryStore
 from trainers.config import register_configs, to_config
 from trainers.data.collect import (
     BetaMixing,
@@ -19,7 +20,6 @@ from trainers.data.collect import (
     round_totals,
     stored_slots,
 )
-from trainers.data.store import TrajectoryStore
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 register_configs()

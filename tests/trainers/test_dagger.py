@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
+from envs.datasets.store import TrajectoryStore
 from trainers.base import make_trainer
 from trainers.config import register_configs, to_config
 from trainers.dagger import DAggerTrainer, beta_schedule
-from trainers.data.store import TrajectoryStore
 from trainers.metrics import read_metrics
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from agents import load_agent
-from trainers.data.store import TrajectoryStore
+from envs.datasets.store import TrajectoryStore
 from trainers.metrics import read_metrics
 
 ROOT = Path(__file__).resolve().parents[2]

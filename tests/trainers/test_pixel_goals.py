@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from agents.contract import SampleSpec
+from envs.datasets.store import Episode, TrajectoryStore
 from envs.nav.geometry import quaternion_from_yaw
 from envs.render import CameraSpec, Renderer
 from envs.render.projection import back_project, project
@@ -19,7 +20,6 @@ from trainers.data.pixel_goals import (
     history_steps,
     lookdown_camera,
 )
-from trainers.data.store import Episode, TrajectoryStore
 
 SCENE = "house_00000.glb"
 CAMERA = CameraSpec(width=32, height=32)

@@ -11,11 +11,11 @@ import torch
 
 from agents import make_agent
 from agents.rdp.labels import trajectory_odometry
+from envs.datasets.store import TrajectoryStore
 from envs.render import CameraSpec
 from envs.rollout import RolloutHook, rollout
 from trainers.data.collect import BetaMixing, StoreWriter, make_env
 from trainers.data.dataset import TrajectoryDataset, collate_trajectories
-from trainers.data.store import TrajectoryStore
 from trainers.metrics import read_metrics
 
 ROOT = Path(__file__).resolve().parents[2]

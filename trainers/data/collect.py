@@ -38,11 +38,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from envs.datasets.store import Episode, TrajectoryStore
 from envs.env import NavEnv
 from envs.render import CameraSpec
 from envs.rollout import EpisodeResult, RolloutHook, rollout
 from envs.sim import SimConfig
-from trainers.data.store import Episode, TrajectoryStore
 from trainers.distributed import shard
 
 logger = logging.getLogger(__name__)

@@ -33,9 +33,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from envs.datasets.store import Episode, TrajectoryStore
 from envs.render import CameraSpec
 from trainers.data.frames import FRAME_MODES, FrameSource, pose_fields
-from trainers.data.store import Episode, TrajectoryStore
 
 logger = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from envs.datasets.store import Episode, TrajectoryStore
 from envs.nav.geometry import agent_frame_deltas, yaws_from_quaternions
 from envs.render import CameraSpec
-from trainers.data.store import Episode, TrajectoryStore
 
 #: ``frames`` options of the datasets.
 FRAME_MODES = ("auto", "render", "stored")

@@ -34,6 +34,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from agents.contract import SampleSpec
+from envs.datasets.store import Episode, TrajectoryStore
 from envs.render import CameraSpec
 from envs.tasks.pixel_goal import (
     STOP_TEXT,
@@ -46,7 +47,6 @@ from envs.tasks.pixel_goal import (
 from trainers.data.augment import colour_augment, sample_rng
 from trainers.data.dataset import stack_or_list
 from trainers.data.frames import FRAME_MODES, FrameSource
-from trainers.data.store import Episode, TrajectoryStore
 from trainers.data.windows import WindowBatchSampler
 
 logger = logging.getLogger(__name__)

@@ -22,12 +22,12 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from agents.contract import SampleSpec
+from envs.datasets.store import TrajectoryStore
 from envs.render import CameraSpec
 from envs.tasks.pixel_goal import pixel_goal_mask
 from envs.tasks.pointnav import polar_goal
 from trainers.data.dataset import EpochBatchSampler, progress_target, stack_or_list
 from trainers.data.frames import FRAME_MODES, FrameSource, future_targets, pose_fields
-from trainers.data.store import TrajectoryStore
 
 
 def history_steps(t: int, history: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
