@@ -30,10 +30,11 @@ from torch import Tensor
 
 from agents.base import AGENTS, Agent, VocabLike, as_tensor
 from agents.contract import CameraRequest, SampleSpec
-from agents.navdp.config import FUTURE_STRIDE, GOAL_KINDS, HISTORY, HORIZON, STRIDE, NavDPConfig
+from agents.navdp.config import GOAL_KINDS, STRIDE, NavDPConfig
 from agents.navdp.inputs import depth_input, mask_input, point_goal_xyt, rgb_input, steps_to_path
 from agents.navdp.losses import goal_slots, navdp_loss
 from agents.navdp.network import N_GOAL_SLOTS, STEP_DIM, NavDPNet
+from envs.datasets.critic import FUTURE_STRIDE, HISTORY, HORIZON
 
 
 def make_scheduler(config: NavDPConfig) -> Any:
@@ -77,7 +78,12 @@ class NavDPAgent(Agent):
     tasks = ("pointnav", "imagenav", "explore")
     cameras = (CameraRequest(), CameraRequest("goal", mount="goal", modalities=("rgb",)))
     sample = SampleSpec(
-        kind="window", history=HISTORY, stride=STRIDE, horizon=HORIZON, future_stride=FUTURE_STRIDE
+        kind="window",
+        history=HISTORY,
+        stride=STRIDE,
+        horizon=HORIZON,
+        future_stride=FUTURE_STRIDE,
+        pixel_goal_mask=True,
     )
 
     def __init__(

@@ -13,12 +13,15 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from envs.datasets.critic import HISTORY_STRIDE, HORIZON
+
 #: Goal kinds the network encodes, in the order of its goal slots' candidates.
 GOAL_KINDS = ("point", "image", "pixel")
 #: Values of :attr:`NavDPConfig.goal`: ``auto`` picks from the observation keys present.
 GOAL_CHOICES = ("auto", "none", *GOAL_KINDS)
-#: Training windows: 7 history frames every 4 steps + the current one; 24 future poses every 2 steps.
-HISTORY, STRIDE, HORIZON, FUTURE_STRIDE = 7, 4, 24, 2
+#: Training windows: 7 history frames every 4 steps + the current one; 24 future poses every 2 steps (the
+#: System-1 data's, whose critic labels score paths of this shape).
+STRIDE = HISTORY_STRIDE
 
 #: Overrides turning the defaults into NavDP's published model.
 PAPER_SIZES: dict[str, Any] = {

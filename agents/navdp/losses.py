@@ -22,9 +22,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from agents.base import as_tensor
-from agents.navdp.config import HISTORY, HORIZON
 from agents.navdp.inputs import mixed_goal_kinds, path_to_steps
 from agents.navdp.network import STEP_DIM
+from envs.datasets.critic import HISTORY, HORIZON
 
 if TYPE_CHECKING:
     from agents.navdp.agent import NavDPAgent

@@ -14,8 +14,9 @@ import math
 import torch
 from torch import Tensor, nn
 
-from agents.navdp.config import HISTORY, HORIZON, NavDPConfig
+from agents.navdp.config import NavDPConfig
 from agents.navdp.vit import ViT, load_dav2_encoder
+from envs.datasets.critic import HISTORY, HORIZON
 
 #: Goal slots of the denoiser's condition.
 N_GOAL_SLOTS = 3

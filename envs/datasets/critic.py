@@ -40,6 +40,8 @@ from envs.nav.geometry import agent_frame_deltas
 from envs.nav.grid import NavGrid
 
 HORIZON = 24
+#: Past frames of a System-1 training sample besides the current one, and the steps between them.
+HISTORY, HISTORY_STRIDE = 7, 4
 FUTURE_STRIDE = 2
 #: Largest turn of the augmented path, radians (NavDP: U(-60°, 60°)).
 MAX_AUGMENT_TURN = math.radians(60.0)

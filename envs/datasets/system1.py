@@ -63,7 +63,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from envs.datasets.critic import CRITIC_LABEL_SIZE, FUTURE_STRIDE, HORIZON, critic_fields
+from envs.datasets.critic import (  # noqa: F401  (exported: the System-1 sample constants)
+    CRITIC_LABEL_SIZE,
+    FUTURE_STRIDE,
+    HISTORY,
+    HISTORY_STRIDE,
+    HORIZON,
+    critic_fields,
+)
 from envs.datasets.digest import digest_record
 from envs.datasets.generate import check_manifest
 from envs.datasets.r2r import Goal, Instruction, R2RDataset, VLNEpisode, save_episodes
@@ -84,7 +91,6 @@ from envs.nav.geometry import yaw_from_quaternion
 logger = logging.getLogger(__name__)
 
 #: The window of NavDP's samples (the expert path of the critic labels is its future).
-HISTORY, HISTORY_STRIDE = 7, 4
 __all__ = ["CRITIC_LABEL_SIZE", "FUTURE_STRIDE", "HISTORY", "HISTORY_STRIDE", "HORIZON", "critic_fields"]
 __all__ += ["PRESETS", "generate_system1", "main"]
 
