@@ -8,12 +8,13 @@ training windows space their frames 4 expert steps apart (about 1 m or 60°); an
 ``n_waypoints`` waypoints of about 2 expert steps each, so ``history_every=1`` with ``n_waypoints=2`` matches
 the training spacing most closely; the default keeps NavDP's 4.
 
-Each call samples ``num_samples`` (32) trajectories per environment in one batched DDPM pass, scores them
-with the critic and returns the first ``n_waypoints`` cumulative waypoints ``(dx, dy, dyaw)`` of the best;
-when the best value is below ``stop_threshold`` it rotates in place by ``rotate_angle`` instead. The goal
-kind comes from ``config.goal`` or, with ``auto``, from the observation keys (``pixelgoal``, then
-``imagegoal``, then ``pointgoal``, else none). ``deterministic=True`` draws each plan's noise from a
-generator seeded with ``sample_seed`` afresh per environment.
+Each call samples ``num_samples`` (32) trajectories per environment in one batched DDPM pass, scores them with
+the critic and returns the first ``n_waypoints`` cumulative waypoints ``(dx, dy, dyaw)`` of the best; when the
+best value is below ``stop_threshold`` it rotates in place by ``rotate_angle`` instead. The goal kind comes
+from ``config.goal`` or, with ``auto``, from the observation keys (``pointgoal``, then ``imagegoal``, then
+``pixelgoal``, else none: PointNav also observes ``pixelgoal``, used with ``goal=pixel``).
+``deterministic=True`` draws each plan's noise from a generator seeded with ``sample_seed`` afresh per
+environment.
 """
 
 from __future__ import annotations
@@ -172,7 +173,8 @@ class NavDPAgent(Agent):
         """
         kind = self.config.goal
         if kind == "auto":
-            keys = {"pixel": "pixelgoal", "image": "imagegoal", "point": "pointgoal"}
+            # The task's own goal first: PointNav also observes the pixel goal, used only when asked for.
+            keys = {"point": "pointgoal", "image": "imagegoal", "pixel": "pixelgoal"}
             kind = next((k for k, key in keys.items() if obs.get(key) is not None), "none")
         elif kind != "none":
             key = f"{kind}goal"

@@ -84,7 +84,7 @@ class NavDPConfig:
         stop_threshold: when the best critic value is below this, rotate in place instead.
         rotate_angle: degrees (left) of an in-place rotation.
         sample_seed: seed of the noise of a deterministic plan.
-        goal: goal kind used by ``act``: ``auto`` (pixel, then image, then point goal, then none, by the keys
+        goal: goal kind used by ``act``: ``auto`` (point, then image, then pixel goal, then none, by the keys
             present) or one of ``none``, ``point``, ``image``, ``pixel``.
         action_weight, critic_weight, aux_weight: loss weights (0.8, 0.2, 0.5).
     """

@@ -205,9 +205,11 @@ def test_goal_kind_follows_the_observation_and_untrained_kinds_are_refused():
     agent.eval()
     obs = make_obs(rng)
     assert agent.goal_kind(obs) == "point" and agent.goal_kind({"rgb": obs["rgb"]}) == "none"
+    # PointNav also observes the pixel goal: the task's point goal still comes first.
+    assert agent.goal_kind({**obs, "pixelgoal": obs["rgb"][..., 0]}) == "point"
     agent.reset(B)
     with pytest.raises(ValueError, match="not trained with image goals"):
-        agent.act({**obs, "imagegoal": obs["rgb"]})
+        agent.act({**{k: v for k, v in obs.items() if k != "pointgoal"}, "imagegoal": obs["rgb"]})
     with pytest.raises(KeyError, match="config.goal='pixel' needs obs\\['pixelgoal'\\]"):
         build(goal="pixel").goal_kind(obs)
 
