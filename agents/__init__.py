@@ -14,8 +14,8 @@ import importlib
 import os
 
 from agents import cma, expert, navdp, rdp, seq2seq, system2
-from agents.baselines import iplanner, viplanner
 from agents.base import AGENTS, NUM_ACTIONS, Agent, load_agent, make_agent
+from agents.baselines import iplanner, viplanner
 from agents.registry import Registry
 
 PLUGINS_VARIABLE = "NAVGYM_PLUGINS"

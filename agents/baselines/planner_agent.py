@@ -1,8 +1,9 @@
 """The agent class iPlanner and ViPlanner share: declarations, acting and the windowed loss.
 
 Subclasses give ``name``, ``config_class``, ``cameras``, the network (:meth:`KeypointPlannerAgent.build_net`)
-and :meth:`KeypointPlannerAgent.forward` from observations or window batches; see :mod:`agents.baselines.planner`
-for the inputs, the conversion of keypoints to waypoints, the fear rule and the loss.
+and :meth:`KeypointPlannerAgent.forward` from observations or window batches; see
+:mod:`agents.baselines.planner` for the inputs, the conversion of keypoints to waypoints, the fear rule and
+the loss.
 """
 
 from __future__ import annotations
@@ -71,7 +72,9 @@ class KeypointPlannerAgent(Agent, abstract=True):
     def goal(self, data: Mapping[str, Any]) -> Tensor:
         """(B, 3) network goal from ``data["pointgoal"]``."""
         if data.get("pointgoal") is None:
-            raise KeyError(f"{self.name}: needs 'pointgoal' (B, 2) (distance, angle); got keys {sorted(data)}")
+            raise KeyError(
+                f"{self.name}: needs 'pointgoal' (B, 2) (distance, angle); got keys {sorted(data)}"
+            )
         return goal_vector(data["pointgoal"], self.config, self.device)
 
     def loss(self, batch: Mapping[str, Any]) -> tuple[Tensor, dict[str, float]]:
