@@ -134,6 +134,7 @@ def _run(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
+@pytest.mark.slow  # about 50-60 s per agent on one core
 @pytest.mark.parametrize("name", ["iplanner", "viplanner"])
 def test_training_steps_and_one_system1_episode(name, s1_data, tmp_path):
     from trainers.metrics import read_metrics
