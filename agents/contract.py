@@ -52,6 +52,9 @@ SAMPLE_KINDS = ("trajectory", "window", "pixel_goal")
 CAMERA_MOUNTS = ("agent", "goal")
 #: Observation / batch key of the main camera's modalities; other cameras are keyed ``<uuid>_<modality>``.
 MAIN_CAMERA = "camera"
+#: Images a camera may give: ``category`` (H, W) int32 is each pixel's instance category code
+#: (:func:`envs.scenes.scene.category_code`), as ground-truth semantics.
+CAMERA_MODALITIES = ("rgb", "depth", "category")
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,8 @@ class CameraRequest:
         hfov: horizontal field of view in degrees; None takes the main camera's.
         pitch: degrees about the camera's x axis, positive looks up (a look-down camera is negative).
         mount: ``agent`` or ``goal``.
-        modalities: which images, a subset of ``("rgb", "depth")``.
+        modalities: which images, a subset of :data:`CAMERA_MODALITIES` (the environment's default main
+            camera gives ``rgb`` and ``depth``).
     """
 
     uuid: str = MAIN_CAMERA
@@ -94,9 +98,10 @@ class CameraRequest:
             raise ValueError(f"{where}: pitch must lie in [-90, 90] degrees, got {self.pitch!r}")
         if self.mount not in CAMERA_MOUNTS:
             raise ValueError(f"{where}: mount must be one of {CAMERA_MOUNTS}, got {self.mount!r}")
-        if not self.modalities or set(self.modalities) - {"rgb", "depth"}:
+        if not self.modalities or set(self.modalities) - set(CAMERA_MODALITIES):
             raise ValueError(
-                f"{where}: modalities must be a non-empty subset of (rgb, depth), got {self.modalities}"
+                f"{where}: modalities must be a non-empty subset of {CAMERA_MODALITIES}, "
+                f"got {self.modalities}"
             )
 
     def keys(self) -> dict[str, str]:
@@ -287,6 +292,7 @@ def agent_cameras(interface: AgentInterface, width: int, height: int, hfov: floa
 
 def agent_sim_config(interface: AgentInterface, width: int, height: int, hfov: float) -> SimConfig | None:
     """The simulator settings that mount the agent's extra cameras beside the main one, or None when the main
-    camera alone is needed (the environment's default then applies)."""
+    camera alone, with the default modalities, is needed (the environment's default then applies)."""
     cameras = agent_cameras(interface, width, height, hfov)
-    return SimConfig(cameras=cameras) if len(cameras) > 1 else None
+    default = cameras[0].modalities == CameraRequest().modalities
+    return SimConfig(cameras=cameras) if len(cameras) > 1 or not default else None

@@ -29,16 +29,18 @@ def hermite_path(keypoints: Tensor, step: float = 0.1) -> Tensor:
     return h00 * p[:, seg] + h10 * tangents[:, seg] + h01 * p[:, seg + 1] + h11 * tangents[:, seg + 1]
 
 
-def path_to_waypoints(path: Tensor, n: int) -> Tensor:
+def path_to_waypoints(path: Tensor, n: int, max_length: float | None = None) -> Tensor:
     """(B, P, >=2) path (x forward, y left, metres, from the origin) -> (B, n, 3) ``(dx, dy, dyaw)``.
 
-    Waypoint ``i`` lies at arc length ``(i + 1) / n`` of the path's length; its yaw is the direction of the
-    path segment it falls on (0 for a path that does not move).
+    Waypoint ``i`` lies at arc length ``(i + 1) / n`` of the path's length (of its first ``max_length``
+    metres when given); its yaw is the direction of the path segment it falls on (0 for a path that does not
+    move).
     """
     xy = path[..., :2]
     seg = (xy[:, 1:] - xy[:, :-1]).norm(dim=-1)  # (B, P-1)
     arc = torch.cat([seg.new_zeros(seg.shape[0], 1), seg.cumsum(1)], dim=1)  # (B, P)
-    targets = arc[:, -1:] * torch.arange(1, n + 1, dtype=xy.dtype, device=xy.device) / n  # (B, n)
+    length = arc[:, -1:] if max_length is None else arc[:, -1:].clamp(max=max_length)
+    targets = length * torch.arange(1, n + 1, dtype=xy.dtype, device=xy.device) / n  # (B, n)
     idx = torch.searchsorted(arc, targets.contiguous()).clamp(1, xy.shape[1] - 1)  # segment end index
     a0, a1 = arc.gather(1, idx - 1), arc.gather(1, idx)
     w = ((targets - a0) / (a1 - a0).clamp(min=1e-9)).unsqueeze(-1)

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 MODALITIES = ("rgb", "depth", "semantic")
+#: Images derived from a drawn modality: ``category`` (H, W) int32 holds each pixel's instance category as
+#: :func:`envs.scenes.scene.category_code` (0 where nothing or nothing annotated is hit), from ``semantic``.
+DERIVED_MODALITIES = {"category": "semantic"}
 
 
 def quat_to_matrix(q_xyzw: Sequence[float]) -> np.ndarray:
@@ -63,7 +66,8 @@ class CameraSpec:
         max_depth: depth readings above this many metres, and pixels that hit nothing, read this value.
         near: near clipping plane in metres (> 0); nothing closer is drawn.
         far: far clipping plane in metres (> near); nothing farther is drawn.
-        modalities: which images to render, a non-empty subset of ("rgb", "depth", "semantic").
+        modalities: which images to render, a non-empty subset of ("rgb", "depth", "semantic", "category")
+            (``category``: see :data:`DERIVED_MODALITIES`).
     """
 
     uuid: str = "camera"
@@ -89,10 +93,11 @@ class CameraSpec:
         self._check_geometry()
         self._check_ranges()
         mods = (self.modalities,) if isinstance(self.modalities, str) else tuple(self.modalities)
-        bad = [m for m in mods if m not in MODALITIES]
+        bad = [m for m in mods if m not in MODALITIES and m not in DERIVED_MODALITIES]
         if not mods or bad or len(set(mods)) != len(mods):
             raise ValueError(
-                f"CameraSpec.modalities must be a non-empty subset of {MODALITIES} without repeats, "
+                f"CameraSpec.modalities must be a non-empty subset of "
+                f"{MODALITIES + tuple(DERIVED_MODALITIES)} without repeats, "
                 f"got {self.modalities!r}"
             )
         self.modalities = mods

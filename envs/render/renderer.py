@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import moderngl
 import numpy as np
 
-from envs.render.camera import MODALITIES, CameraSpec
+from envs.render.camera import DERIVED_MODALITIES, MODALITIES, CameraSpec
 from envs.render.context import check_not_forked, create_context
 from envs.render.culling import ChunkCuller, FaceChunks
 from envs.render.geometry import prepare_batch
@@ -61,6 +61,7 @@ class Renderer:
         self.stats = RenderStats()
         self._pid = os.getpid()
         self.n_triangles = scene.n_triangles
+        self._category_codes = scene.category_codes()
         plain = [m for m in scene.meshes if len(m.faces) and not _is_textured(m)]
         textured = [m for m in scene.meshes if len(m.faces) and _is_textured(m)]
         self._batches: list[Batch] = []
@@ -135,7 +136,9 @@ class Renderer:
             Only the requested keys, freshly allocated arrays whose row 0 is the top of the image:
             ``rgb`` (H, W, 3) uint8; ``depth`` (H, W, 1) float32 z-depth in metres (distance to the image
             plane, not along the ray), clipped to [min_depth, max_depth], max_depth where nothing is hit;
-            ``semantic`` (H, W) int32 face semantic ids, 0 where nothing is hit.
+            ``semantic`` (H, W) int32 face semantic ids, 0 where nothing is hit; ``category`` (H, W) int32
+            the category code of each pixel's instance (:func:`envs.scenes.scene.category_code`, 0 where
+            nothing or nothing annotated is hit).
 
         Raises:
             RenderBackendError: called in a process forked from the one that made the renderer.
@@ -144,7 +147,8 @@ class Renderer:
         key = (camera.modalities, self.cull)
         plan = self._plans.get(key)
         if plan is None:
-            modalities = tuple(m for m in MODALITIES if m in camera.modalities)
+            sources = {DERIVED_MODALITIES.get(m, m) for m in camera.modalities}
+            modalities = tuple(m for m in MODALITIES if m in sources)
             # The occlusion test reads the linear depth drawn so far, so culling always draws it.
             drawn = tuple(m for m in MODALITIES if m in modalities or (self.cull and m == "depth"))
             plan = self._plans[key] = (modalities, drawn)
@@ -163,7 +167,12 @@ class Renderer:
         if len(culler.pending):
             self._draw(variant, culler.second_pass(target.linear_depth() if self.cull else None), stats)
         self.stats = stats
-        return target.read(camera, modalities)
+        out = target.read(camera, modalities)
+        if "category" in camera.modalities:
+            ids = out["semantic"] if "semantic" in camera.modalities else out.pop("semantic")
+            lut = self._category_codes
+            out["category"] = np.where((ids >= 0) & (ids < len(lut)), lut[np.clip(ids, 0, len(lut) - 1)], 0)
+        return out
 
     def _draw(self, variant: Variant, ranges: list[tuple[int, int, int]], stats: RenderStats) -> None:
         current, culling = -1, False  # render() leaves only the depth test enabled

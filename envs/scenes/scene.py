@@ -8,12 +8,22 @@ Rooms and objects are annotated for instruction generation.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
 #: Semantic id of faces that belong to nothing annotated (imported scans without semantics).
 UNLABELLED_ID = 0
+
+
+def category_code(category: str) -> int:
+    """A stable positive int32 code of a category name (CRC-32 of its UTF-8 bytes, 31 bits, never 0).
+
+    The renderer's ``category`` images hold these codes, so a consumer maps names to classes without a
+    vocabulary shared with every scene (0 stays "unlabelled").
+    """
+    return (zlib.crc32(category.encode("utf-8")) & 0x7FFFFFFF) or 1
 
 
 @dataclass
@@ -185,6 +195,13 @@ class Scene:
             if room.contains(x, z):
                 return room
         return None
+
+    def category_codes(self) -> np.ndarray:
+        """(max id + 1,) int32 lookup: semantic id -> :func:`category_code` of its instance (0 unlabelled)."""
+        lut = np.zeros(max(self.instances, default=0) + 1, np.int32)
+        for k, inst in self.instances.items():
+            lut[k] = category_code(inst.category)
+        return lut
 
     def objects(self) -> list[Instance]:
         """Furniture instances (``is_object``), sorted by id."""

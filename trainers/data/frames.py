@@ -12,6 +12,7 @@ survive ``fork``: loaders with workers start them with ``spawn``.
 from __future__ import annotations
 
 import collections
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -94,12 +95,19 @@ class FrameSource:
         return {"rgb", "depth"} <= stored
 
     def main_frames(self, index: int, ep: Episode, steps: Sequence[int]) -> dict[str, np.ndarray]:
-        """``rgb`` (N,H,W,3) and ``depth`` (N,H,W,1) of the main camera at the given steps."""
-        if self.uses_stored(index):
-            if ep.frames:
-                return {k: ep.frames[k][list(steps)] for k in ("rgb", "depth")}
-            return self.store.frames_at(index, steps)
-        return self.render(ep.scene_id, self.camera, ep.positions[list(steps)], ep.rotations[list(steps)])
+        """``rgb`` (N,H,W,3) and ``depth`` (N,H,W,1) of the main camera at the given steps (and its other
+        modalities, such as ``category``, which are always rendered)."""
+        poses = ep.positions[list(steps)], ep.rotations[list(steps)]
+        if not self.uses_stored(index):
+            return self.render(ep.scene_id, self.camera, *poses)
+        if ep.frames:
+            out = {k: ep.frames[k][list(steps)] for k in ("rgb", "depth")}
+        else:
+            out = self.store.frames_at(index, steps)
+        rest = tuple(m for m in self.camera.modalities if m not in ("rgb", "depth"))
+        if rest:
+            out.update(self.render(ep.scene_id, dataclasses.replace(self.camera, modalities=rest), *poses))
+        return out
 
     def frames(self, index: int, ep: Episode, steps: Sequence[int], extra_steps: Sequence[int]) -> dict:
         """Main-camera frames at ``steps``, extra cameras at ``extra_steps`` and the goal image (when
