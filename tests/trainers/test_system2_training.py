@@ -151,3 +151,25 @@ def test_launcher_dry_runs_and_composes(tmp_path):
     config = yaml.safe_load(done.stdout)
     assert config["agent"]["name"] == "system2" and config["agent"]["model_path"] is None
     assert not (tmp_path / "runs").exists()
+
+
+def test_pixel_goal_accuracy_script_asks_every_query(tiny_dataset, tmp_path):
+    """The held-out query evaluation: expert store, queries as in training, one answer per query, metrics."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import pixel_goal_accuracy as accuracy
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    torch.manual_seed(0)
+    agent = make_agent("system2", {"corpus_split": str(tiny_dataset / "train")})
+    agent.save(tmp_path / "system2")
+    store = tmp_path / "store_val_unseen"
+    accuracy.collect_store(tiny_dataset, "val_unseen", store, 1)
+    result = accuracy.evaluate(tmp_path / "system2", tiny_dataset, "val_unseen", store, 5, size=SIZE)
+    assert result["queries"] == 5
+    assert result["n_pixel"] + result["n_turn"] + result["n_stop"] == 5
+    assert 0 <= result["invalid"] <= 5 and result["latency_ms"] > 0
+    assert sum(result["counts"][k] for k in ("pixel", "turn", "stop")) >= 5
+    with pytest.raises(ValueError, match="does not answer pixel-goal queries"):
+        make_agent("cma").save(tmp_path / "cma")
+        accuracy.evaluate(tmp_path / "cma", tiny_dataset, "val_unseen", store, 1)
