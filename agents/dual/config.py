@@ -1,4 +1,4 @@
-"""Config of the dual systems: a frozen System 2 joined to a System-1 head (InternVLA-N1, anchors Part A §2.6).
+"""Config of the dual systems: a frozen System 2 joined to a System-1 head (InternVLA-N1, anchors A §2.6).
 
 ``system1`` picks the head: ``navdp_async`` ("InternVLA-N1 (Dual System) w/ NavDP*", RGB-D, DDPM) or
 ``nextdit_async`` ("DualVLN", RGB only, a NextDiT trained by rectified flow). ``system2`` is the folder of a
@@ -179,7 +179,8 @@ class DualConfig:
             self._fail("flow_steps", f"<= flow_train_steps ({self.flow_train_steps})")
         if not 0.0 <= self.cond_drop < 1.0 or not 0.0 <= self.dropout < 1.0:
             raise ValueError(
-                f"DualConfig.cond_drop and dropout must lie in [0, 1), got {self.cond_drop!r}, {self.dropout!r}"
+                f"DualConfig.cond_drop and dropout must lie in [0, 1), got {self.cond_drop!r}, "
+                f"{self.dropout!r}"
             )
         if not self.guidance_scale >= 0.0:
             self._fail("guidance_scale", ">= 0")

@@ -50,7 +50,9 @@ class NextDiTHead(nn.Module):
 
         c = config
         self.config, self.nav = c, navdp_config(c)
-        self.rgb_model = ViT(3, c.vit_dim, c.vit_layers, c.vit_heads, c.patch_size, c.vit_pos_grid or self.nav.grid)
+        self.rgb_model = ViT(
+            3, c.vit_dim, c.vit_layers, c.vit_heads, c.patch_size, c.vit_pos_grid or self.nav.grid
+        )
         if load_pretrained and c.rgb_weights:
             load_dav2_encoder(self.rgb_model, c.rgb_weights)
         self.rgb_model.requires_grad_(c.rgb_trainable)

@@ -17,9 +17,9 @@ from agents.dual.config import N_STEPS, PATH_SPACING, XY_SCALE
 def resample_path(path: np.ndarray, spacing: float = PATH_SPACING, n_points: int = N_STEPS + 1) -> np.ndarray:
     """(N, 3) agent-frame poses ``(x, y, yaw)`` (first = the agent) -> (P, 3) points every ``spacing`` m.
 
-    The distinct positions (turning in place keeps the last yaw there, but the first pose's) are joined by a cubic spline
-    over their chord length (linear with two of them); points past the path's end repeat its end; yaw is
-    interpolated (unwrapped) over the same arc length.
+    The distinct positions (turning in place keeps the last yaw there, but the first pose's) are joined by
+    a cubic spline over their chord length (linear with two of them); points past the path's end repeat its
+    end; yaw is interpolated (unwrapped) over the same arc length.
 
     Raises:
         ValueError: ``path`` is not (N, 3) with N >= 1.
