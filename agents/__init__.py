@@ -1,10 +1,9 @@
-"""Navigation agents: the ``Agent`` interface, its registry, baselines, the VLN-CE Seq2Seq / CMA policies,
-RDP and NavDP.
+"""Navigation agents: the ``Agent`` interface, its registry and every built-in agent.
 
-Importing this package registers every agent: ``make_agent(name)`` for ``expert``, ``random``, ``forward``,
-``seq2seq``, ``cma``, ``rdp``, ``navdp``, ``system2`` and the System-1 baselines ``iplanner`` and
-``viplanner``, then the agents of the modules named in the
-environment variable ``NAVGYM_PLUGINS`` (comma-separated importable module names, e.g.
+Importing this package registers the built-in agents (``AGENTS.names()``): ``expert``, ``random`` and
+``forward``; the VLN policies ``seq2seq``, ``cma`` and ``rdp``; System 1 ``navdp`` and the System-1 baselines
+of ``agents/baselines/``; System 2 ``system2`` and the dual systems ``dual``. Then it imports the modules
+named in the environment variable ``NAVGYM_PLUGINS`` (comma-separated importable module names, e.g.
 ``NAVGYM_PLUGINS=mylab.agents``): such a module defines an :class:`Agent` subclass and registers it with
 ``@AGENTS.register(name)``; it is then trained and evaluated like the built-in agents (``trainers/run.py
 agent=<name>``, its config schema is stored).
@@ -16,6 +15,7 @@ import os
 from agents import cma, expert, navdp, rdp, seq2seq, system2
 from agents.base import AGENTS, NUM_ACTIONS, Agent, load_agent, make_agent
 from agents.baselines import iplanner, viplanner
+from agents.dual import agent as _dual_agent  # noqa: F401  (registers ``dual``)
 from agents.registry import Registry
 
 PLUGINS_VARIABLE = "NAVGYM_PLUGINS"

@@ -138,6 +138,10 @@ class SampleSpec:
         max_arrows: pixel_goal: at most this many turn arrows in an answer.
         stop_repeat: pixel_goal: copies of each episode's STOP sample (InternVLA-N1 oversamples them x5).
         augment: pixel_goal: colour augmentation of the history and current frames (never the look-down).
+        system1_points: pixel_goal: when > 0, only pixel-goal queries are kept, each repeated for up to this
+            many System-1 frames (every 2nd step from the query step to its goal step; InternVLA-N1's dual
+            systems: 12), and items also hold that frame and the future poses from it
+            (:class:`trainers.data.pixel_goals.PixelGoalDataset`).
         pixel_goal_mask: window: items also hold ``pixelgoal`` (H, W) uint8, the goal's box in the current
             frame (:func:`envs.tasks.pixel_goal.pixel_goal_mask`), and ``pixelgoal_visible`` () bool.
     """
@@ -155,6 +159,7 @@ class SampleSpec:
     stop_repeat: int = 5
     augment: bool = True
     pixel_goal_mask: bool = False
+    system1_points: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in SAMPLE_KINDS:
@@ -182,6 +187,11 @@ class SampleSpec:
             raise ValueError("SampleSpec: history and horizon apply to kind='window' only")
         if pixel_goal and self.horizon:
             raise ValueError("SampleSpec: horizon applies to kind='window' only, not 'pixel_goal'")
+        if self.system1_points and (not pixel_goal or self.system1_points < 0):
+            raise ValueError(
+                f"SampleSpec.system1_points must be >= 0 and applies to kind='pixel_goal' only, got "
+                f"{self.system1_points!r} with kind={self.kind!r}"
+            )
         if self.pixel_goal_mask and self.kind != "window":
             raise ValueError("SampleSpec: pixel_goal_mask applies to kind='window' only")
 

@@ -10,7 +10,7 @@ clipped to [min_depth, max_depth]), plus the task's own keys (``instruction``, `
 ``odometry``; ``pointgoal``, ``gps``, ``compass``; ``imagegoal``). Actions: ``Discrete(4)`` (0 STOP, 1
 FORWARD, 2 LEFT, 3 RIGHT; 6 with ``look_actions``) or, with ``action_mode="waypoint"``, a ``Box``
 (n_waypoints, 3) of (dx m forward, dy m left, dyaw rad) in the agent frame (|dx|, |dy| <= max(1, 0.5 *
-n_waypoints) m), followed by the simulator's velocity-limited controller.
+n_waypoints) m), followed by the simulator's velocity-limited controller; an all-NaN waypoint action is STOP.
 
 Episodes end with ``terminated=True`` when the task says so (STOP; System-1 arrival or stuck) and with
 ``truncated=True`` at the step limit. ``info`` always holds ``episode_id``, ``scene_id``, ``collided``; at the
@@ -248,6 +248,10 @@ class NavEnv(gym.Env):
             if not self.action_space.contains(a):
                 raise ValueError(f"action {action!r} is outside {self.action_space}")
             frames = self.sim.step(a)
+        elif np.isnan(np.asarray(action, dtype=np.float64)).all():
+            a = 0  # waypoint mode: an all-NaN action is STOP (a planner that decides the task is done)
+            self.sim.collided = False
+            frames = self.sim.observe()
         elif self.planner is not None:
             a = None
             self.sim.collided = self.planner.step(

@@ -43,19 +43,30 @@ class RGBDBackbone(nn.Module):
     Each of the M RGB frames and the depth image (3 channels) goes through its ViT; the (M + 1)·P patch
     tokens plus a learned position table are the memory of a transformer decoder whose Q learned queries
     compress them; a linear layer maps the result to ``token_dim``.
+
+    Args:
+        config: a :class:`NavDPConfig`.
+        load_pretrained: read ``rgb_weights``.
+        frames: RGB frames per sample (M; NavDP: ``HISTORY + 1``; the dual systems: 2).
+        depth_frames: depth images per sample (NavDP: 1, the current one; the dual systems: 2).
     """
 
-    def __init__(self, config: NavDPConfig, load_pretrained: bool = True) -> None:
+    def __init__(
+        self,
+        config: NavDPConfig,
+        load_pretrained: bool = True,
+        frames: int = HISTORY + 1,
+        depth_frames: int = 1,
+    ) -> None:
         super().__init__()
         c = config
-        frames = HISTORY + 1
         self.rgb_model, self.depth_model = _vit(c, 3), _vit(c, 3)
         if load_pretrained and c.rgb_weights:
             load_dav2_encoder(self.rgb_model, c.rgb_weights)
         self.rgb_trainable = c.rgb_trainable
         self.rgb_model.requires_grad_(c.rgb_trainable)
         self.former_query = nn.Embedding(frames * c.queries_per_frame, c.vit_dim)
-        self.former_pe = nn.Embedding((frames + 1) * c.grid * c.grid, c.vit_dim)
+        self.former_pe = nn.Embedding((frames + depth_frames) * c.grid * c.grid, c.vit_dim)
         self.former_net = _decoder(c.vit_dim, c.compress_heads, c.compress_ffn, c.dropout, c.compress_layers)
         self.project_layer = nn.Linear(c.vit_dim, c.token_dim)
 
@@ -67,12 +78,15 @@ class RGBDBackbone(nn.Module):
         return self
 
     def forward(self, rgb: Tensor, depth: Tensor) -> Tensor:
-        """(B, M, 3, S, S) normalised RGB and (B, 3, S, S) depth in metres -> (B, Q, D) tokens."""
+        """(B, M, 3, S, S) normalised RGB and (B, 3, S, S) or (B, Md, 3, S, S) depth in metres -> (B, Q, D)
+        tokens."""
         b, m = rgb.shape[:2]
         with torch.set_grad_enabled(self.rgb_trainable and torch.is_grad_enabled()):
             rgb_tokens = self.rgb_model(rgb.flatten(0, 1))  # (B*M, 3, S, S) -> (B*M, P, Dv)
         rgb_tokens = rgb_tokens.reshape(b, m * rgb_tokens.shape[1], -1)  # -> (B, M*P, Dv)
-        tokens = torch.cat([rgb_tokens, self.depth_model(depth)], dim=1)  # (B, (M+1)*P, Dv)
+        depth_tokens = self.depth_model(depth.flatten(0, 1) if depth.ndim == 5 else depth)
+        depth_tokens = depth_tokens.reshape(b, -1, depth_tokens.shape[-1])  # (B*Md, P, Dv) -> (B, Md*P, Dv)
+        tokens = torch.cat([rgb_tokens, depth_tokens], dim=1)  # (B, (M+Md)*P, Dv)
         memory = tokens + self.former_pe.weight[None]
         queries = self.former_query.weight[None].expand(b, -1, -1)
         return self.project_layer(self.former_net(queries, memory))

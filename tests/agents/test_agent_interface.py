@@ -10,7 +10,11 @@ from agents import AGENTS, NUM_ACTIONS, load_agent, make_agent
 
 #: The agents these VLN trajectory batches and observations fit: window agents (NavDP) and pixel-goal agents
 #: (System 2) have their own tests; planner + follower agents also need the rollout's navigator.
-VLN = [n for n in AGENTS.names() if "vln" in AGENTS.get(n).tasks and not AGENTS.get(n).requires_navigator]
+VLN = [
+    n for n in AGENTS.names()
+    if "vln" in AGENTS.get(n).tasks and not AGENTS.get(n).requires_navigator
+    and AGENTS.get(n).sample.kind != "pixel_goal"
+]  # fmt: skip
 LEARNED = [n for n in VLN if AGENTS.get(n).is_trainable and AGENTS.get(n).sample.kind == "trajectory"]
 TEXTS = ["walk past the sofa and turn left", "go up the stairs, then stop at the door"]
 B, T, SIZE = 2, 4, 32

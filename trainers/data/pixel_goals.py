@@ -35,6 +35,7 @@ from torch.utils.data import Dataset
 
 from agents.contract import SampleSpec
 from envs.datasets.store import Episode, TrajectoryStore
+from envs.nav.geometry import agent_frame_deltas, yaws_from_quaternions
 from envs.render import CameraSpec
 from envs.tasks.pixel_goal import (
     STOP_TEXT,
@@ -111,7 +112,10 @@ class PixelGoalDataset(Dataset):
     Items (keys exact): ``episode_id`` (str), ``step`` (int t), ``instruction_text`` (str), ``history``
     (K, H, W, 3) uint8 with K in 0..``spec.history`` (oldest first), ``current`` (H, W, 3) uint8,
     ``lookdown`` (h, w, 3) uint8, ``lookdown_depth`` (h, w, 1) float32 metres, ``kind`` (``pixel`` | ``turn``
-    | ``stop``), ``answer`` (str), ``pixel`` (2,) int64 (row, col) in the look-down image or (-1, -1). An
+    | ``stop``), ``answer`` (str), ``pixel`` (2,) int64 (row, col) in the look-down image or (-1, -1); with
+    ``spec.system1_points`` also ``system1_step`` (int s), ``system1_goal_rgb`` / ``system1_rgb`` (H, W, 3)
+    uint8 and ``system1_goal_depth`` / ``system1_depth`` (H, W, 1) float32 metres of steps t and s, and
+    ``system1_path`` (N, 3) float32 ``(dx, dy, dyaw)`` of poses s..end in the frame of pose s. An
     index is an int or an ``(epoch, int)`` pair (the epoch seeds the augmentation; an int uses
     :attr:`epoch`).
 
@@ -177,6 +181,9 @@ class PixelGoalDataset(Dataset):
         self.answers = [r[3] for r in rows]
         self.pixels = np.array([r[4] for r in rows], np.int64).reshape(-1, 2)
         self.goal_steps = np.array([r[5] for r in rows], np.int64)
+        self.system1_steps = self.steps.copy()
+        if self.spec.system1_points:
+            self._expand_system1()
         self.counts = dict(counts)
         logger.info(
             "pixel-goal samples of %s: %d pixel, %d turn, %d stop (x%d), %d queries dropped, "
@@ -185,6 +192,39 @@ class PixelGoalDataset(Dataset):
             counts["dropped"], counts["skipped_episodes"],
         )  # fmt: skip
         return len(self.episodes)
+
+    def _expand_system1(self) -> None:
+        """Keep the pixel-goal queries only, each repeated for its System-1 frames: every 2nd step from the
+        query step to its goal step, at most ``spec.system1_points`` of them (InternVLA-N1's dual systems)."""
+        keep = [i for i, kind in enumerate(self.kinds) if kind == "pixel"]
+        rows, s1 = [], []
+        for i in keep:
+            steps = list(range(int(self.steps[i]), int(self.goal_steps[i]) + 1, 2))[
+                : self.spec.system1_points
+            ]
+            rows += [i] * len(steps)
+            s1 += steps
+        idx = np.array(rows, np.int64)
+        self.episodes, self.steps = self.episodes[idx], self.steps[idx]
+        self.kinds, self.answers = [self.kinds[i] for i in rows], [self.answers[i] for i in rows]
+        self.pixels, self.goal_steps = self.pixels[idx].reshape(-1, 2), self.goal_steps[idx]
+        self.system1_steps = np.array(s1, np.int64)
+
+    def _system1_values(self, ep: Episode, t: int, s: int) -> dict[str, Any]:
+        """The System-1 values of an item: RGB-D of the query frame ``t`` and of frame ``s`` (never
+        augmented), and the poses from ``s`` to the episode's end in the frame of pose ``s``."""
+        camera = dataclasses.replace(self.source.camera, modalities=("rgb", "depth"))
+        views = self.source.render(ep.scene_id, camera, ep.positions[[t, s]], ep.rotations[[t, s]])
+        yaws = yaws_from_quaternions(ep.rotations[s:])
+        path = agent_frame_deltas(ep.positions[s:], yaws, ep.positions[s], float(yaws[0]))
+        return {
+            "system1_step": s,
+            "system1_goal_rgb": views["rgb"][0],
+            "system1_goal_depth": views["depth"][0],
+            "system1_rgb": views["rgb"][1],
+            "system1_depth": views["depth"][1],
+            "system1_path": path,
+        }
 
     def _episode_rows(self, index: int, ep: Episode) -> tuple[list[tuple], int]:
         """The index rows of one episode (its pixel and turn queries, then its STOP query repeated) and the
@@ -226,6 +266,8 @@ class PixelGoalDataset(Dataset):
             "answer": self.answers[i],
             "pixel": self.pixels[i].copy(),
         }
+        if self.spec.system1_points:
+            item.update(self._system1_values(ep, t, int(self.system1_steps[i])))
         return self.transform(item) if self.transform is not None else item
 
 
