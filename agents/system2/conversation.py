@@ -16,7 +16,6 @@ Labels are -100 everywhere except the assistant tokens (their text and their ``<
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,11 +24,15 @@ import numpy as np
 import torch
 
 from agents.system2.tokenizer import IM_END, IM_START
+from envs.tasks import pixel_goal
 
 IGNORE_INDEX = -100
 LOOK_DOWN = "↓"
-TURN_LEFT_ARROW, TURN_RIGHT_ARROW = "←", "→"
-STOP_TEXT = "STOP"
+TURN_LEFT_ARROW, TURN_RIGHT_ARROW = (
+    pixel_goal.ARROWS[pixel_goal.TURN_LEFT],
+    pixel_goal.ARROWS[pixel_goal.TURN_RIGHT],
+)
+STOP_TEXT = pixel_goal.STOP_TEXT
 SYSTEM_PROMPT = "You are a navigation assistant that moves a robot through a building."
 TASK_PROMPT = (
     "Your task: {instruction}. Where should you go next to stay on the route? Answer with the pixel "
@@ -177,17 +180,16 @@ class Answer:
 
 
 def parse_answer(text: str) -> Answer:
-    """Read a generated answer as InternVLA-N1's evaluator does: two integers are a pixel goal (row, col),
-    else arrows are turns, else ``STOP``, else ``↓`` asks for the look-down view; anything else is
-    ``unknown``."""
-    numbers = re.findall(r"\d+", text)
-    if len(numbers) >= 2:
-        return Answer("pixel", pixel=(int(numbers[0]), int(numbers[1])))
-    turns = tuple(ch for ch in text if ch in (TURN_LEFT_ARROW, TURN_RIGHT_ARROW))
-    if turns:
-        return Answer("turn", turns=turns)
-    if STOP_TEXT in text.upper():
+    """Read a generated answer with the shared rules of :func:`envs.tasks.pixel_goal.parse_answer` (two
+    integers are a pixel goal (row, col), as InternVLA-N1's evaluator reads them; the word STOP; arrows only),
+    plus ``↓``, the model asking for the look-down view; anything else is ``unknown``."""
+    kind, value = pixel_goal.parse_answer(text)
+    if kind == "pixel":
+        return Answer("pixel", pixel=value)
+    if kind == "turn":
+        return Answer("turn", turns=tuple(pixel_goal.ARROWS[a] for a in value))
+    if kind == "stop":
         return Answer("stop")
-    if LOOK_DOWN in text:
+    if text.strip() == LOOK_DOWN:
         return Answer("lookdown")
     return Answer("unknown")
