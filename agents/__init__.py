@@ -2,7 +2,8 @@
 RDP and NavDP.
 
 Importing this package registers every agent: ``make_agent(name)`` for ``expert``, ``random``, ``forward``,
-``seq2seq``, ``cma``, ``rdp``, ``navdp`` and ``system2``, then the agents of the modules named in the
+``seq2seq``, ``cma``, ``rdp``, ``navdp``, ``system2`` and the System-1 baselines ``gnm``, ``vint`` and
+``nomad``, then the agents of the modules named in the
 environment variable ``NAVGYM_PLUGINS`` (comma-separated importable module names, e.g.
 ``NAVGYM_PLUGINS=mylab.agents``): such a module defines an :class:`Agent` subclass and registers it with
 ``@AGENTS.register(name)``; it is then trained and evaluated like the built-in agents (``trainers/run.py
@@ -14,6 +15,9 @@ import os
 
 from agents import cma, expert, navdp, rdp, seq2seq, system2
 from agents.base import AGENTS, NUM_ACTIONS, Agent, load_agent, make_agent
+from agents.baselines.gnm import agent as _gnm  # noqa: F401  (registers gnm)
+from agents.baselines.nomad import agent as _nomad  # noqa: F401  (registers nomad)
+from agents.baselines.vint import agent as _vint  # noqa: F401  (registers vint)
 from agents.registry import Registry
 
 PLUGINS_VARIABLE = "NAVGYM_PLUGINS"
