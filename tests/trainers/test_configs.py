@@ -56,7 +56,8 @@ def test_every_logger_yaml_composes(logger):
 
 def _experiment_agents() -> list[tuple[str, str]]:
     """Each experiment with the agents it is for: ``smoke`` sizes the recurrent agents, ``smoke_rdp`` RDP,
-    ``smoke_navdp`` NavDP, ``smoke_<baseline>`` that System-1 baseline; the schedules that set no agent field go with every trainable VLN agent."""
+    ``smoke_navdp`` NavDP, ``smoke_<baseline>`` that System-1 baseline; the schedules that set no agent
+    field go with every trainable VLN agent."""
     pairs = []
     for experiment in _yamls("experiment"):
         if experiment == "smoke_rdp":
