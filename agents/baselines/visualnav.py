@@ -11,8 +11,10 @@ stored steps (default 5: the System-1 trajectories record a pose every 0.1 s at 
 0.25 m, about the published deployment's ``max_v / frame_rate`` of 0.8 / 3 m per frame). Acting, the agent
 keeps one frame per ``act`` call and uses every ``context_every``-th (default 1); with ``n_waypoints=1`` (the
 default) an ``act`` call executes one waypoint, about 0.25 m, so the acting frames are spaced as the
-training frames, as the published deployment spaces them by its frame rate. At an episode's start the
-first frame fills the context (the training windows clamp to the first step the same way).
+training frames, as the published deployment spaces them by its frame rate. This holds for the benchmarks'
+default ``planning=sync``; under ``planning=async`` an ``act`` call comes every plan period (0.1 s plus the
+latency), so ``context_every`` should be about 0.5 s over that period. At an episode's start the first frame
+fills the context (the training windows clamp to the first step the same way).
 
 **Outputs.** Positions are un-normalised by ``waypoint_scale`` (``max_v / frame_rate``: NavDP's 0.8 / 3 m)
 and the labels are the window's future poses divided by it. GNM / ViNT predict cumulative ``(x, y, cos,
