@@ -15,6 +15,9 @@ import os
 from agents import cma, expert, navdp, rdp, seq2seq, system2
 from agents.base import AGENTS, NUM_ACTIONS, Agent, load_agent, make_agent
 from agents.baselines import iplanner, viplanner
+from agents.baselines.gnm import agent as _gnm  # noqa: F401  (registers gnm)
+from agents.baselines.nomad import agent as _nomad  # noqa: F401  (registers nomad)
+from agents.baselines.vint import agent as _vint  # noqa: F401  (registers vint)
 from agents.dual import agent as _dual_agent  # noqa: F401  (registers ``dual``)
 from agents.registry import Registry
 

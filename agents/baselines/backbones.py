@@ -11,6 +11,10 @@
   Its ``_fc`` classifier is part of the released state dicts although their forward never uses it.
 - :func:`batchnorm_to_groupnorm`: NoMaD's replacement of every BatchNorm by a GroupNorm of 16 channels per
   group.
+
+Both backbones take a ``width`` multiplier of their stage channels (rounded to multiples of 8, as MobileNet's
+and EfficientNet's width scaling do) and the channels of their last layer (``out_channels``, 1280): the
+published sizes are ``width=1.0, out_channels=1280``; the System-1 baselines' small CPU variants shrink both.
 """
 
 from __future__ import annotations
@@ -62,15 +66,27 @@ MOBILENET_V2_STAGES = (
 )
 
 
-def mobilenet_v2_features(in_channels: int = 3) -> nn.Sequential:
-    """MobileNetV2 feature layers: (B, in_channels, H, W) -> (B, 1280, H / 32, W / 32)."""
-    layers: list[nn.Module] = [_conv_bn_relu6(in_channels, 32, 3, 2)]
-    cin = 32
+def scaled_channels(channels: int, width: float) -> int:
+    """``channels * width`` rounded to a multiple of 8 (at least 8, never 10 % below the product)."""
+    if width == 1.0:
+        return channels
+    target = channels * width
+    out = max(8, int(target + 4) // 8 * 8)
+    return out + 8 if out < 0.9 * target else out
+
+
+def mobilenet_v2_features(
+    in_channels: int = 3, width: float = 1.0, out_channels: int = 1280
+) -> nn.Sequential:
+    """MobileNetV2 feature layers: (B, in_channels, H, W) -> (B, out_channels, H / 32, W / 32)."""
+    cin = scaled_channels(32, width)
+    layers: list[nn.Module] = [_conv_bn_relu6(in_channels, cin, 3, 2)]
     for t, c, n, s in MOBILENET_V2_STAGES:
         for i in range(n):
-            layers.append(InvertedResidual(cin, c, s if i == 0 else 1, t))
-            cin = c
-    layers.append(_conv_bn_relu6(cin, 1280, 1))
+            c_out = scaled_channels(c, width)
+            layers.append(InvertedResidual(cin, c_out, s if i == 0 else 1, t))
+            cin = c_out
+    layers.append(_conv_bn_relu6(cin, out_channels, 1))
     return nn.Sequential(*layers)
 
 
@@ -137,22 +153,32 @@ class EfficientNetB0(nn.Module):
 
     Args:
         in_channels: 3 for a frame, 6 for a frame stacked with the goal image.
+        width: multiplier of the stem's and stages' channels (1.0: B0).
+        out_channels: channels of the head convolution, the pooled feature size (1280).
+        classifier: keep the unused ``_fc`` classifier (True: the released state dicts hold it).
     """
 
-    def __init__(self, in_channels: int = 3) -> None:
+    def __init__(
+        self, in_channels: int = 3, width: float = 1.0, out_channels: int = 1280, classifier: bool = True
+    ) -> None:
         super().__init__()
-        self._conv_stem = SameConv2d(in_channels, 32, 3, 2, bias=False)
-        self._bn0 = _bn(32)
+        stem = scaled_channels(32, width)
+        self.out_channels = out_channels
+        self._conv_stem = SameConv2d(in_channels, stem, 3, 2, bias=False)
+        self._bn0 = _bn(stem)
         blocks = []
         for repeats, kernel, stride, expand, cin, cout in EFFICIENTNET_B0_STAGES:
+            cin, cout = scaled_channels(cin, width), scaled_channels(cout, width)
             for i in range(repeats):
                 blocks.append(
                     MBConvBlock(cin if i == 0 else cout, cout, kernel, stride if i == 0 else 1, expand)
                 )
         self._blocks = nn.ModuleList(blocks)
-        self._conv_head = SameConv2d(320, 1280, 1, bias=False)
-        self._bn1 = _bn(1280)
-        self._fc = nn.Linear(1280, 1000)
+        last = scaled_channels(320, width)
+        self._conv_head = SameConv2d(last, out_channels, 1, bias=False)
+        self._bn1 = _bn(out_channels)
+        if classifier:
+            self._fc = nn.Linear(out_channels, 1000)
 
     def extract_features(self, x: Tensor) -> Tensor:
         """(B, C, H, W) -> (B, 1280, H / 32, W / 32) (rounded up)."""
@@ -167,11 +193,12 @@ class EfficientNetB0(nn.Module):
 
 
 def batchnorm_to_groupnorm(module: nn.Module, features_per_group: int = 16) -> nn.Module:
-    """Replace every ``BatchNorm2d`` in ``module`` (in place) by ``GroupNorm(C // 16, C)``; returns it."""
+    """Replace every ``BatchNorm2d`` in ``module`` (in place) by ``GroupNorm(max(1, C // 16), C)``; returns
+    it."""
     for name, child in module.named_children():
         if isinstance(child, nn.BatchNorm2d):
             channels = child.num_features
-            setattr(module, name, nn.GroupNorm(channels // features_per_group, channels))
+            setattr(module, name, nn.GroupNorm(max(1, channels // features_per_group), channels))
         else:
             batchnorm_to_groupnorm(child, features_per_group)
     return module

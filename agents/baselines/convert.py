@@ -84,6 +84,10 @@ def _ddppo(obj: Any, source: str) -> tuple[dict[str, torch.Tensor], dict[str, An
     return state, {"config": "dropped (pickled configuration object)"} if "config" in obj else {}
 
 
+#: The activation functions a pickled ``nn.TransformerEncoderLayer`` refers to (kept as inert names).
+TRANSFORMER_ACTIVATIONS = ("torch._C._nn.gelu", "torch.nn.functional.gelu", "torch.nn.functional.relu")
+
+
 @dataclass(frozen=True)
 class Method:
     """How one method's released file is read: the classes its pickle may name and the extraction."""
@@ -112,6 +116,7 @@ METHODS: dict[str, Method] = {
             "vint_train.models.base_model.*",
             "efficientnet_pytorch.model.*",
             "efficientnet_pytorch.utils.*",
+            *TRANSFORMER_ACTIVATIONS,
             *TORCH_MODULES,
         ),
         _vint_family,

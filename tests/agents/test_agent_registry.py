@@ -34,9 +34,10 @@ def test_registry_register_get_names():
 
 
 def test_agent_registry_names_match_classes_and_configs():
-    names = ["cma", "dual", "expert", "forward", "iplanner", "navdp", "random", "rdp", "seq2seq", "system2"]
-    names += ["viplanner"]
-    assert AGENTS.names() == names
+    assert AGENTS.names() == [
+        "cma", "dual", "expert", "forward", "gnm", "iplanner", "navdp", "nomad", "random", "rdp", "seq2seq",
+        "system2", "viplanner", "vint",
+    ]  # fmt: skip
     for name in AGENTS.names():
         cls = AGENTS.get(name)
         assert cls.name == name

@@ -56,13 +56,16 @@ def test_every_logger_yaml_composes(logger):
 
 def _experiment_agents() -> list[tuple[str, str]]:
     """Each experiment with the agents it is for: ``smoke`` sizes the recurrent agents, ``smoke_rdp`` RDP,
-    ``smoke_navdp`` NavDP; the schedules that set no agent field go with every trainable VLN agent."""
+    ``smoke_navdp`` NavDP, ``smoke_<baseline>`` that System-1 baseline; the schedules that set no agent
+    field go with every trainable VLN agent."""
     pairs = []
     for experiment in _yamls("experiment"):
         if experiment == "smoke_rdp":
             agents = ["rdp"]
         elif experiment == "smoke_navdp":
             agents = ["navdp"]
+        elif experiment in ("smoke_gnm", "smoke_vint", "smoke_nomad", "smoke_iplanner", "smoke_viplanner"):
+            agents = [experiment.removeprefix("smoke_")]
         elif experiment == "smoke":
             agents = ["seq2seq", "cma"]
         else:

@@ -55,7 +55,9 @@ class WindowDataset(Dataset):
     (K+1,H,W,1) float32 (oldest first, current last), ``history_mask`` (K+1,) bool, ``future`` (N,3) float32,
     ``future_mask`` (N,) bool, ``position`` (3,), ``yaw`` () and ``goal_position`` (3,) float32 world pose and
     goal, ``pointgoal`` (2,) float32 (distance, angle) in the frame of step t, ``action`` () int64 expert
-    label, ``executed`` () int64, ``progress`` () float32, ``labels`` (...) float32 when stored, and the extra
+    label, ``executed`` () int64, ``progress`` () float32, ``steps_left`` () int64 (steps from t to the
+    episode's last step, where it reached its goal: the temporal-distance label of GNM, ViNT and NoMaD),
+    ``labels`` (...) float32 when stored, and the extra
     cameras' ``<uuid>_rgb`` / ``<uuid>_depth`` and ``imagegoal`` when declared, and with
     ``spec.pixel_goal_mask`` ``pixelgoal`` (H,W) uint8 (the goal's box in the current frame, per its depth;
     see :func:`envs.tasks.pixel_goal.pixel_goal_mask`) and ``pixelgoal_visible`` () bool.
@@ -129,6 +131,7 @@ class WindowDataset(Dataset):
             "action": np.int64(ep.actions[t]),
             "executed": np.int64(ep.executed[t]),
             "progress": np.float32(progress_target(ep)[t]),
+            "steps_left": np.int64(ep.n_steps - 1 - t),
         }
         for cam in self.source.extra_cameras:  # (1, ...) -> (...): extra cameras are taken at t only
             for m in cam.modalities:

@@ -25,6 +25,9 @@ class GNMNet(nn.Module):
         len_traj_pred: predicted waypoints (5).
         learn_angle: predict (cos, sin) of the heading too (True).
         obs_encoding_size, goal_encoding_size: compressed encodings (1024).
+        width: MobileNetV2 width multiplier (1.0).
+        feature_dim: channels of the MobileNetV2 head, the pooled feature size (1280).
+        goal_hidden: hidden width of the goal compressor (1024).
     """
 
     def __init__(
@@ -34,15 +37,21 @@ class GNMNet(nn.Module):
         learn_angle: bool = True,
         obs_encoding_size: int = 1024,
         goal_encoding_size: int = 1024,
+        width: float = 1.0,
+        feature_dim: int = 1280,
+        goal_hidden: int = 1024,
     ) -> None:
         super().__init__()
         self.context_size, self.len_traj_pred, self.learn_angle = context_size, len_traj_pred, learn_angle
         self.n_action_params = 4 if learn_angle else 2
-        self.obs_mobilenet = mobilenet_v2_features(3 * (context_size + 1))
-        self.compress_observation = nn.Sequential(nn.Linear(1280, obs_encoding_size), nn.ReLU())
-        self.goal_mobilenet = mobilenet_v2_features(3 * (context_size + 2))
+        self.obs_mobilenet = mobilenet_v2_features(3 * (context_size + 1), width, feature_dim)
+        self.compress_observation = nn.Sequential(nn.Linear(feature_dim, obs_encoding_size), nn.ReLU())
+        self.goal_mobilenet = mobilenet_v2_features(3 * (context_size + 2), width, feature_dim)
         self.compress_goal = nn.Sequential(
-            nn.Linear(1280, 1024), nn.ReLU(), nn.Linear(1024, goal_encoding_size), nn.ReLU()
+            nn.Linear(feature_dim, goal_hidden),
+            nn.ReLU(),
+            nn.Linear(goal_hidden, goal_encoding_size),
+            nn.ReLU(),
         )
         self.linear_layers = nn.Sequential(
             nn.Linear(obs_encoding_size + goal_encoding_size, 256), nn.ReLU(), nn.Linear(256, 32), nn.ReLU()

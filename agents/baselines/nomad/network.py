@@ -22,13 +22,22 @@ from agents.baselines.vint.network import PositionalEncoding, encode_frames, pre
 class NoMaDEncoder(nn.Module):
     """obs (B, 3 (context + 1), H, W), goal (B, 3, H, W), goal_mask (B,) (1 = no goal) -> (B, d) context."""
 
-    def __init__(self, context_size: int = 3, encoding_size: int = 256, n_heads: int = 4, n_layers: int = 4):
+    def __init__(
+        self,
+        context_size: int = 3,
+        encoding_size: int = 256,
+        n_heads: int = 4,
+        n_layers: int = 4,
+        width: float = 1.0,
+        feature_dim: int = 1280,
+        classifier: bool = True,
+    ):
         super().__init__()
         self.context_size = context_size
-        self.obs_encoder = batchnorm_to_groupnorm(EfficientNetB0(3))
-        self.goal_encoder = batchnorm_to_groupnorm(EfficientNetB0(6))
-        self.compress_obs_enc = nn.Linear(1280, encoding_size)
-        self.compress_goal_enc = nn.Linear(1280, encoding_size)
+        self.obs_encoder = batchnorm_to_groupnorm(EfficientNetB0(3, width, feature_dim, classifier))
+        self.goal_encoder = batchnorm_to_groupnorm(EfficientNetB0(6, width, feature_dim, classifier))
+        self.compress_obs_enc = nn.Linear(feature_dim, encoding_size)
+        self.compress_goal_enc = nn.Linear(feature_dim, encoding_size)
         self.positional_encoding = PositionalEncoding(encoding_size, context_size + 2)
         self.sa_layer, self.sa_encoder = pre_norm_encoder(encoding_size, n_heads, n_layers, 4)
 
@@ -61,12 +70,30 @@ class DistanceHead(nn.Module):
 
 
 class NoMaDNet(nn.Module):
-    """The three released parts; see the module docstring."""
+    """The three released parts; see the module docstring.
+
+    Args:
+        context_size: past frames (3). encoding_size: token and context width (256).
+        down_dims: the U-Net's level channels ((64, 128, 256)).
+        width, feature_dim, n_heads, n_layers, classifier: as :class:`NoMaDEncoder` (1.0, 1280, 4, 4, True).
+        step_embed_dim: the U-Net's diffusion-step embedding (256).
+    """
 
     def __init__(
-        self, context_size: int = 3, encoding_size: int = 256, down_dims: tuple[int, ...] = (64, 128, 256)
+        self,
+        context_size: int = 3,
+        encoding_size: int = 256,
+        down_dims: tuple[int, ...] = (64, 128, 256),
+        width: float = 1.0,
+        feature_dim: int = 1280,
+        n_heads: int = 4,
+        n_layers: int = 4,
+        classifier: bool = True,
+        step_embed_dim: int = 256,
     ):
         super().__init__()
-        self.vision_encoder = NoMaDEncoder(context_size, encoding_size)
-        self.noise_pred_net = ConditionalUnet1D(2, encoding_size, down_dims)
+        self.vision_encoder = NoMaDEncoder(
+            context_size, encoding_size, n_heads, n_layers, width, feature_dim, classifier
+        )
+        self.noise_pred_net = ConditionalUnet1D(2, encoding_size, tuple(down_dims), step_embed_dim)
         self.dist_pred_net = DistanceHead(encoding_size)

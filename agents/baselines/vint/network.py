@@ -76,16 +76,34 @@ def encode_frames(encoder: EfficientNetB0, compress: nn.Linear, frames: Tensor) 
 
 class ViNTNet(nn.Module):
     """ViNT: obs (B, 3 (context + 1), H, W), goal (B, 3, H, W), ImageNet-normalised -> distance (B, 1),
-    actions (B, len_traj_pred, 4)."""
+    actions (B, len_traj_pred, 4).
 
-    def __init__(self, context_size: int = 5, len_traj_pred: int = 5, encoding_size: int = 512) -> None:
+    Args:
+        context_size, len_traj_pred: past frames (5) and predicted waypoints (5).
+        encoding_size: token width (512).
+        width, feature_dim: EfficientNet-B0 width multiplier (1.0) and head channels (1280).
+        n_heads, n_layers: the transformer's heads and layers (4, 4).
+        classifier: keep the unused EfficientNet classifiers (True, as released).
+    """
+
+    def __init__(
+        self,
+        context_size: int = 5,
+        len_traj_pred: int = 5,
+        encoding_size: int = 512,
+        width: float = 1.0,
+        feature_dim: int = 1280,
+        n_heads: int = 4,
+        n_layers: int = 4,
+        classifier: bool = True,
+    ) -> None:
         super().__init__()
         self.context_size, self.len_traj_pred = context_size, len_traj_pred
-        self.obs_encoder = EfficientNetB0(3)
-        self.goal_encoder = EfficientNetB0(6)
-        self.compress_obs_enc = nn.Linear(1280, encoding_size)
-        self.compress_goal_enc = nn.Linear(1280, encoding_size)
-        self.decoder = MultiLayerDecoder(encoding_size, context_size + 2, 4, 4)
+        self.obs_encoder = EfficientNetB0(3, width, feature_dim, classifier)
+        self.goal_encoder = EfficientNetB0(6, width, feature_dim, classifier)
+        self.compress_obs_enc = nn.Linear(feature_dim, encoding_size)
+        self.compress_goal_enc = nn.Linear(feature_dim, encoding_size)
+        self.decoder = MultiLayerDecoder(encoding_size, context_size + 2, n_heads, n_layers)
         self.dist_predictor = nn.Sequential(nn.Linear(32, 1))
         self.action_predictor = nn.Sequential(nn.Linear(32, len_traj_pred * 4))
 
