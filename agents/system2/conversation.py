@@ -27,6 +27,8 @@ from agents.system2.tokenizer import IM_END, IM_START
 from envs.tasks import pixel_goal
 
 IGNORE_INDEX = -100
+#: What follows ``<|im_start|>`` in an assistant turn.
+ASSISTANT_HEADER = "assistant\n"
 LOOK_DOWN = "↓"
 TURN_LEFT_ARROW, TURN_RIGHT_ARROW = (
     pixel_goal.ARROWS[pixel_goal.TURN_LEFT],
@@ -96,14 +98,15 @@ def assistant_labels(input_ids: torch.Tensor, tokenizer) -> torch.Tensor:
     for i, token in enumerate(ids):
         if token != start:
             continue
-        for k in range(1, 5):  # the header is "assistant" + "\n": one to a few tokens
+        # The header "assistant\n" is one to len("assistant\n") tokens, depending on the tokenizer's merges.
+        for k in range(1, len(ASSISTANT_HEADER) + 1):
             header = tokenizer.decode(ids[i + 1 : i + 1 + k])
-            if header == "assistant\n":
+            if header == ASSISTANT_HEADER:
                 first = i + 1 + k
                 last = ids.index(end, first) if end in ids[first:] else len(ids) - 1
                 labels[first : last + 1] = input_ids[first : last + 1]
                 break
-            if not "assistant\n".startswith(header):
+            if not ASSISTANT_HEADER.startswith(header):
                 break
     return labels
 

@@ -70,6 +70,17 @@ def test_labels_mask_everything_but_the_assistant_tokens(agent, kind, answer):
     assert pads == int(out["image_grid_thw"].prod(-1).sum()) // 4
 
 
+def test_labels_survive_a_tokenizer_that_splits_the_assistant_header():
+    """With few merges "assistant\n" takes many tokens; the assistant turn is still found."""
+    torch.manual_seed(0)
+    small = make_agent("system2", {"vocab_size": 290}, instructions=CORPUS * 50)
+    header = small.tokenizer("<|im_start|>assistant\n", add_special_tokens=False)["input_ids"]
+    assert len(header) > 5
+    out = small.item_transform()(item(np.random.default_rng(1), "turn", "←←"))
+    kept = out["labels"] != IGNORE_INDEX
+    assert small.tokenizer.decode(out["input_ids"][kept]) == f"←←{IM_END}"
+
+
 def test_answers_parse_as_the_evaluator_reads_them():
     assert parse_answer("12 34").pixel == (12, 34)
     assert parse_answer("←←").turns == ("←", "←") and parse_answer("→").kind == "turn"
