@@ -184,6 +184,11 @@ class System2Agent(Agent):
             (loss, info): ``loss/ce`` and ``accuracy`` (greedy next-token accuracy on assistant tokens).
         """
         inputs = self.collate(batch)
+        if not bool((inputs["labels"] != IGNORE_INDEX).any()):
+            raise ValueError(
+                "system2: no assistant token in this batch's labels (the chat template's assistant turns "
+                f"were not found by the tokenizer); answers {list(batch.get('answer', []))[:4]}"
+            )
         out = self.model(**inputs)
         labels = inputs["labels"][:, 1:]
         mask = labels != IGNORE_INDEX
