@@ -62,6 +62,10 @@ def _experiment_agents() -> list[tuple[str, str]]:
     for experiment in _yamls("experiment"):
         if experiment == "smoke_rdp":
             agents = ["rdp"]
+        elif experiment == "navdp_s1":
+            agents = ["navdp"]
+        elif experiment == "system2_vln":
+            agents = ["system2"]
         elif experiment == "smoke_navdp":
             agents = ["navdp"]
         elif experiment in ("smoke_gnm", "smoke_vint", "smoke_nomad", "smoke_iplanner", "smoke_viplanner"):
