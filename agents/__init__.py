@@ -2,8 +2,8 @@
 RDP and NavDP.
 
 Importing this package registers every agent: ``make_agent(name)`` for ``expert``, ``random``, ``forward``,
-``seq2seq``, ``cma``, ``rdp``, ``navdp`` and ``system2``, then the agents of the modules named in the
-environment variable ``NAVGYM_PLUGINS`` (comma-separated importable module names, e.g.
+``seq2seq``, ``cma``, ``rdp``, ``navdp``, ``system2`` and ``ddppo``, then the agents of the modules named
+in the environment variable ``NAVGYM_PLUGINS`` (comma-separated importable module names, e.g.
 ``NAVGYM_PLUGINS=mylab.agents``): such a module defines an :class:`Agent` subclass and registers it with
 ``@AGENTS.register(name)``; it is then trained and evaluated like the built-in agents (``trainers/run.py
 agent=<name>``, its config schema is stored).
@@ -14,6 +14,7 @@ import os
 
 from agents import cma, expert, navdp, rdp, seq2seq, system2
 from agents.base import AGENTS, NUM_ACTIONS, Agent, load_agent, make_agent
+from agents.baselines.ddppo import agent as ddppo  # noqa: F401  (registers ddppo)
 from agents.registry import Registry
 
 PLUGINS_VARIABLE = "NAVGYM_PLUGINS"
