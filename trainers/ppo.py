@@ -216,7 +216,7 @@ class PPOTrainer(Trainer):
             metrics["rollout/episode_length"] = float(np.mean([e["ep_length"] for e in ended]))
         metrics["time/env_steps_per_s"] = new_steps / max(collect_s, 1e-9)
         metrics["time/update_s"] = time.perf_counter() - start
-        metrics["update"] = self.ppo.update
+        metrics["train/update"] = self.ppo.update
         self.log(metrics)
         return metrics
 
