@@ -123,7 +123,8 @@ def test_preemption_counter_over_two_gloo_ranks(tmp_path):
 def _train(data_dir, run_dir, *extra):
     args = [
         sys.executable, str(ROOT / "trainers" / "run.py"), "agent=ddppo", "trainer=ppo",
-        f"data.dir={data_dir}", "data.task=pointnav", "data.width=32", "data.height=32", "data.max_episode_steps=20",
+        f"data.dir={data_dir}", "data.task=pointnav", "data.width=32", "data.height=32",
+        "data.max_episode_steps=20",
         *(f"agent.{k}={v}" for k, v in SMALL.items()), "trainer.num_envs=2", "trainer.rollout_steps=8",
         "trainer.num_mini_batch=2", "trainer.total_steps=48", "trainer.checkpoint_every=1",
         "trainer.vector=sync",
