@@ -225,6 +225,7 @@ class PPOTrainer(Trainer):
         """Log on rank 0 at the environment-step count."""
         if metrics:
             self.metrics.log(metrics, self.ppo.env_steps)
+        if metrics and self.info.is_main:
             logger.info("env step %d: %s", self.ppo.env_steps, {k: round(v, 4) for k, v in metrics.items()})
 
     def save(self, tag: str = "") -> None:

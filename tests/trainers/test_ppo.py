@@ -173,3 +173,27 @@ def test_sb3_client_logs_a_learning_curve(tiny_dataset, tmp_path):
     assert all(r["rollout/episodes"] > 0 and 0.0 <= r["rollout/success"] <= 1.0 for r in curve)
     assert final["final/episodes"] == 2 and 0.0 <= final["final/spl"] <= final["final/success"] <= 1.0
     assert (tmp_path / "sb3" / "sb3_ppo.zip").is_file()
+
+
+@pytest.mark.slow  # two torchrun ranks with two environment processes each: about a minute
+def test_two_torchrun_ranks_train_with_preemption(tiny_dataset, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+        str(ROOT / "trainers" / "run.py"), "agent=ddppo", "trainer=ppo", f"data.dir={tiny_dataset}",
+        "data.task=pointnav", "data.width=32", "data.height=32", "data.max_episode_steps=20",
+        *(f"agent.{k}={v}" for k, v in SMALL.items()), "trainer.num_envs=2", "trainer.rollout_steps=8",
+        "trainer.num_mini_batch=2", "trainer.total_steps=64", "trainer.sync_frac=0.5", "eval.final=false",
+        "device=cpu", "threads=1", f"run_dir={tmp_path / 'run'}",
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(args, check=True, cwd=ROOT, env=env, capture_output=True, timeout=400)
+    rows = [r for r in read_metrics(tmp_path / "run") if "train/loss" in r]
+    steps = [r["step"] for r in rows]
+    increments = np.diff([0, *steps])
+    # Each update adds both ranks' steps: 2 envs × (2..8 steps, preemption allowing ≥ 25 % of 8) per rank.
+    assert len(rows) >= 2 and all(2 * 2 * 2 <= d <= 2 * 2 * 8 for d in increments), steps
+    assert all(2 <= r["rollout/steps"] <= 8 for r in rows)
+    assert steps[-1] >= 64
