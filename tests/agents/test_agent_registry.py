@@ -34,7 +34,8 @@ def test_registry_register_get_names():
 
 
 def test_agent_registry_names_match_classes_and_configs():
-    assert AGENTS.names() == ["cma", "expert", "forward", "navdp", "random", "rdp", "seq2seq", "system2"]
+    names = ["cma", "ddppo", "expert", "forward", "navdp", "random", "rdp", "seq2seq", "system2"]
+    assert AGENTS.names() == names
     for name in AGENTS.names():
         cls = AGENTS.get(name)
         assert cls.name == name
