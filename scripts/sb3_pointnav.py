@@ -10,7 +10,8 @@ NatureCNN) and ``pointgoal`` (3,) ``[rho / 5 clipped to 1, cos θ, sin θ]``; th
 ``trainer=ppo``: rollout T per environment, 2 epochs, minibatches of T·N/2, lr 2.5e-4, γ 0.99, λ 0.95,
 clip 0.2, entropy 0.01, value 0.5, max grad norm 0.2. The learning curve goes to ``RUN/metrics.jsonl`` in
 the trainers' format (``rollout/success``, ``rollout/spl``, ``rollout/reward`` at the environment-step
-count), then ``final/success`` and ``final/spl`` of deterministic episodes on ``--eval-split``.
+count), then ``final/success`` and ``final/spl`` of deterministic episodes on ``--eval-split``'s first
+``--eval-episodes`` episodes (the ones ``system1_pointnav`` evaluates ``trainer=ppo`` on).
 """
 
 from __future__ import annotations
@@ -62,9 +63,13 @@ class SB3Observation(gym.ObservationWrapper):
         return self.env.snapshot()
 
 
-def make_env(data_dir: str, split: str, size: int, max_steps: int | None, slot: int, seed: int) -> gym.Env:
+def make_env(
+    data_dir: str, split: str, size: int, max_steps: int | None, slot: int, seed: int, order: str = "random"
+) -> gym.Env:
     """One wrapped environment (module level: picklable for subprocess workers)."""
-    return SB3Observation(_make(data_dir, split, size, 90.0, max_steps, slot, 1 << 30, seed, 2.5, -0.01))
+    return SB3Observation(
+        _make(data_dir, split, size, 90.0, max_steps, slot, 1 << 30, seed, 2.5, -0.01, order)
+    )
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -137,9 +142,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     final: dict[str, float] = {}
     if args.eval_episodes:
-        env = make_env(args.data_dir, args.eval_split, args.size, args.max_episode_steps, 0, args.seed + 1)
+        env = make_env(args.data_dir, args.eval_split, args.size, args.max_episode_steps, 0, 0, "file")
+        n_split = len(env.unwrapped.dataset.episodes)
         results = []
-        for _ in range(args.eval_episodes):
+        for _ in range(min(args.eval_episodes, n_split)):
             obs, _ = env.reset()
             while True:
                 action, _ = model.predict(obs, deterministic=True)

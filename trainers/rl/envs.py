@@ -42,14 +42,24 @@ class PointNavRL(gym.Wrapper):
         slot: this environment's index over every rank's environments.
         seed: seeds the episode order.
         success_reward, slack_reward: habitat's reward terms.
+        order: ``random`` (seeded, see the module docstring) or ``file`` (the k-th episode is the split's
+            k-th, cycling: evaluation on the same episodes as a benchmark).
     """
 
     def __init__(
-        self, env: gym.Env, slot: int, seed: int, success_reward: float = 2.5, slack_reward: float = -0.01
+        self,
+        env: gym.Env,
+        slot: int,
+        seed: int,
+        success_reward: float = 2.5,
+        slack_reward: float = -0.01,
+        order: str = "random",
     ) -> None:
         super().__init__(env)
         self.observation_space = spaces.Dict({k: env.observation_space[k] for k in KEYS})
-        self.slot, self.seed = int(slot), int(seed)
+        if order not in ("random", "file"):
+            raise ValueError(f"order must be 'random' or 'file', got {order!r}")
+        self.slot, self.seed, self.order = int(slot), int(seed), order
         self.success_reward, self.slack_reward = float(success_reward), float(slack_reward)
         self.count = 0
         self.actions: list[int] = []
@@ -60,8 +70,10 @@ class PointNavRL(gym.Wrapper):
 
     def episode_index(self, k: int) -> int:
         """The dataset index of this environment's k-th episode."""
-        rng = np.random.default_rng([self.seed, self.slot, k])
-        return int(rng.integers(len(self.env.unwrapped.dataset.episodes)))
+        n = len(self.env.unwrapped.dataset.episodes)
+        if self.order == "file":
+            return k % n
+        return int(np.random.default_rng([self.seed, self.slot, k]).integers(n))
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
         """Start this environment's next scheduled episode (``seed`` and ``options`` are not used)."""
@@ -120,6 +132,7 @@ def _make(
     seed: int,
     success_reward: float,
     slack_reward: float,
+    order: str = "random",
 ) -> PointNavRL:
     from envs.env import NavEnv
     from envs.render import CameraSpec
@@ -131,7 +144,7 @@ def _make(
         "pointnav", episodes=root / split, scenes_dir=root / "scenes", sim_config=sim_config,
         max_episode_steps=max_episode_steps, shuffle=False, scene_cache_size=2,
     )  # fmt: skip
-    wrapped = PointNavRL(env, slot, seed, success_reward, slack_reward)
+    wrapped = PointNavRL(env, slot, seed, success_reward, slack_reward, order)
     wrapped._per_rank = per_rank
     return wrapped
 
