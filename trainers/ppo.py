@@ -106,7 +106,16 @@ class PPOTrainer(Trainer):
         if ckpt is not None:
             state = load_checkpoint(ckpt, self.optimizer, self.scheduler, rank=info.rank)
             self.ppo = PPOState(**state.extra_state["ppo"])
-            mine = state.extra_state["rollout"][info.rank]
+            saved = state.extra_state["rollout"]
+            if len(saved) != info.world_size:
+                raise ValueError(
+                    f"{ckpt}: saved by {len(saved)} rank(s); resume with as many (running {info.world_size})"
+                )
+            mine = saved[info.rank]
+            if len(mine["envs"]) != c.num_envs:
+                raise ValueError(
+                    f"{ckpt}: saved with trainer.num_envs={len(mine['envs'])}, resumed with {c.num_envs}"
+                )
             self.obs = _stack(list(self.envs.call("restore", mine["envs"])))
             self.agent.set_memory({k: torch.tensor(v) for k, v in mine["memory"].items()})
             logger.info("resumed %s at update %d (%d env steps)", ckpt, self.ppo.update, self.ppo.env_steps)

@@ -4,6 +4,7 @@ fresh agent would, inputs are normalised and clipped as documented, and it saves
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from agents import make_agent
@@ -91,3 +92,11 @@ def test_paper_preset_is_the_released_layout():
         torch.zeros(1, dtype=torch.bool), agent.policy.initial_state(1),
     )  # fmt: skip
     assert logits.shape == (1, 4) and value.shape == (1,) and state.shape == (1, 4, 512)
+
+
+def test_an_imitation_batch_is_refused_with_the_trainer_to_use():
+    agent = make_agent("ddppo", SMALL)
+    with pytest.raises(ValueError, match="trainer=ppo"):
+        agent.loss({"depth": torch.zeros(1, 2, 32, 32, 1), "actions": torch.zeros(1, 2, dtype=torch.long)})
+    with pytest.raises(ValueError, match="image_size"):
+        DDPPOConfig(image_size=96)

@@ -134,7 +134,16 @@ class DDPPOAgent(Agent):
 
     def loss(self, batch: Mapping[str, Any]) -> tuple[Tensor, dict[str, float]]:
         """PPO with habitat's coefficients (:func:`agents.baselines.ddppo.ppo.ppo_loss`) on a rollout
-        minibatch."""
+        minibatch.
+
+        Raises:
+            ValueError: ``batch`` is not a rollout minibatch (an imitation trainer's batch).
+        """
+        if "old_log_probs" not in batch:
+            raise ValueError(
+                "ddppo trains by reinforcement learning on rollouts (trainer=ppo); got a batch with keys "
+                f"{sorted(batch)}, not a rollout minibatch"
+            )
         return ppo_loss(self, batch)
 
     # ------------------------------------------------------------------------------------------- memory
