@@ -100,3 +100,22 @@ def test_an_imitation_batch_is_refused_with_the_trainer_to_use():
         agent.loss({"depth": torch.zeros(1, 2, 32, 32, 1), "actions": torch.zeros(1, 2, dtype=torch.long)})
     with pytest.raises(ValueError, match="image_size"):
         DDPPOConfig(image_size=96)
+
+
+def test_a_sequence_re_run_at_once_equals_the_steps_one_by_one():
+    torch.manual_seed(0)
+    agent = make_agent("ddppo", SMALL)
+    steps, n = 5, 3
+    batch = {
+        "depth": torch.rand(steps, n, 1, 64, 64), "pointgoal": torch.rand(steps, n, 2) * 3,
+        "prev_actions": torch.randint(0, 4, (steps, n)), "not_done": torch.rand(steps, n) > 0.3,
+        "state": torch.randn(n, 4, 16),
+    }  # fmt: skip
+    logits, values = agent.evaluate_sequence(batch)
+    state = batch["state"]
+    for t in range(steps):
+        step_logits, step_values, state = agent.policy(
+            batch["depth"][t], batch["pointgoal"][t], batch["prev_actions"][t], batch["not_done"][t], state
+        )
+        assert torch.allclose(logits[t], step_logits, atol=1e-5)
+        assert torch.allclose(values[t], step_values, atol=1e-5)

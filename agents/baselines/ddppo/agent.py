@@ -118,19 +118,19 @@ class DDPPOAgent(Agent):
         Returns:
             action logits (T, N, 4) and values (T, N).
         """
-        state = batch["state"]
-        logits, values = [], []
-        for t in range(batch["depth"].shape[0]):
-            step_logits, value, state = self.policy(
-                batch["depth"][t],
-                batch["pointgoal"][t],
-                batch["prev_actions"][t],
-                batch["not_done"][t],
-                state,
-            )
-            logits.append(step_logits)
-            values.append(value)
-        return torch.stack(logits), torch.stack(values)
+        net, policy = self.policy.net, self.policy
+        steps, n = batch["depth"].shape[:2]
+        not_done = batch["not_done"]
+        x = net.embed(  # every step's encoder at once; only the LSTM runs step by step
+            batch["depth"].flatten(0, 1), batch["pointgoal"].flatten(0, 1),
+            batch["prev_actions"].flatten(0, 1), not_done.flatten(0, 1),
+        ).view(steps, n, -1)  # fmt: skip
+        state, outputs = batch["state"], []
+        for t in range(steps):
+            out, state = net.recurrent(x[t], not_done[t], state)
+            outputs.append(out)
+        features = torch.stack(outputs)  # (T, N, hidden)
+        return policy.action_distribution.linear(features), policy.critic.fc(features)[..., 0]
 
     def loss(self, batch: Mapping[str, Any]) -> tuple[Tensor, dict[str, float]]:
         """PPO with habitat's coefficients (:func:`agents.baselines.ddppo.ppo.ppo_loss`) on a rollout
