@@ -29,7 +29,7 @@ import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 from gymnasium import spaces  # noqa: E402
 
-from trainers.rl.envs import _make  # noqa: E402
+from trainers.rl.envs import make_pointnav_env  # noqa: E402
 
 logger = logging.getLogger("sb3_pointnav")
 
@@ -68,7 +68,7 @@ def make_env(
 ) -> gym.Env:
     """One wrapped environment (module level: picklable for subprocess workers)."""
     return SB3Observation(
-        _make(data_dir, split, size, 90.0, max_steps, slot, 1 << 30, seed, 2.5, -0.01, order)
+        make_pointnav_env(data_dir, split, size, 90.0, max_steps, slot, 1 << 30, seed, 2.5, -0.01, order)
     )
 
 

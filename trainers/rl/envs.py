@@ -121,7 +121,7 @@ class PointNavRL(gym.Wrapper):
     _per_rank = 1
 
 
-def _make(
+def make_pointnav_env(
     data_dir: str,
     split: str,
     size: int,
@@ -134,6 +134,9 @@ def _make(
     slack_reward: float,
     order: str = "random",
 ) -> PointNavRL:
+    """One :class:`PointNavRL` over ``data_dir/split`` with a ``size``×``size`` depth camera; ``slot`` over
+    every rank's environments, ``per_rank`` environments per rank (a module-level function: picklable for
+    worker processes)."""
     from envs.env import NavEnv
     from envs.render import CameraSpec
     from envs.sim import SimConfig
@@ -179,7 +182,7 @@ def make_vector_env(
         )
     fns = [
         functools.partial(
-            _make,
+            make_pointnav_env,
             str(data_dir),
             split,
             size,
