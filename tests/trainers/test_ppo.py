@@ -13,10 +13,13 @@ import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
+from hydra import compose, initialize_config_dir
 
 from agents import make_agent
 from agents.base import Agent
 from agents.baselines.ddppo.ppo import ppo_loss
+from trainers.base import make_trainer
+from trainers.config import register_configs, to_config
 from trainers.metrics import read_metrics
 from trainers.rl.envs import make_vector_env
 from trainers.rl.preemption import PreemptionCounter
@@ -24,6 +27,8 @@ from trainers.rl.rollout import RolloutBuffer, compute_gae, recurrent_minibatche
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = {"baseplanes": 4, "hidden_size": 16, "image_size": 64}
+
+register_configs()
 
 
 def test_gae_on_a_three_step_example_computed_by_hand():
@@ -121,20 +126,18 @@ def test_preemption_counter_over_two_gloo_ranks(tmp_path):
 
 
 def _train(data_dir, run_dir, *extra):
-    args = [
-        sys.executable, str(ROOT / "trainers" / "run.py"), "agent=ddppo", "trainer=ppo",
-        f"data.dir={data_dir}", "data.task=pointnav", "data.width=32", "data.height=32",
-        "data.max_episode_steps=20",
-        *(f"agent.{k}={v}" for k, v in SMALL.items()), "trainer.num_envs=2", "trainer.rollout_steps=8",
-        "trainer.num_mini_batch=2", "trainer.total_steps=48", "trainer.checkpoint_every=1",
-        "trainer.vector=sync",
-        "eval.final=false", "threads=1", f"run_dir={run_dir}", *extra,
+    overrides = [
+        "agent=ddppo", "trainer=ppo", f"data.dir={data_dir}", "data.task=pointnav", "data.width=32",
+        "data.height=32", "data.max_episode_steps=20", *(f"agent.{k}={v}" for k, v in SMALL.items()),
+        "trainer.num_envs=2", "trainer.rollout_steps=8", "trainer.num_mini_batch=2", "trainer.total_steps=48",
+        "trainer.checkpoint_every=1", "trainer.vector=sync", "eval.final=false", "threads=1",
+        f"run_dir={run_dir}", *extra,
     ]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run(args, check=True, cwd=ROOT, env=env, capture_output=True, timeout=300)
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        config = to_config(compose("train", overrides=overrides))
+    make_trainer(config).learn()
 
 
-@pytest.mark.slow  # two training runs in subprocesses: about a minute on one core
 def test_a_resumed_run_makes_the_same_next_update(tiny_dataset, tmp_path):
     _train(tiny_dataset, tmp_path / "a")
     ckpts = tmp_path / "a" / "checkpoints"
