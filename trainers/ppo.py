@@ -70,6 +70,14 @@ class PPOTrainer(Trainer):
     name = "ppo"
     config_class = PPOConfig
 
+    def __init__(self, config, info: distributed.DistInfo | None = None) -> None:
+        super().__init__(config, info)
+        d = config.data
+        if d.width != d.height:
+            raise ValueError(
+                f"trainer=ppo renders square depth: data.width={d.width}, data.height={d.height}"
+            )
+
     def rounds(self) -> list[Round]:
         """Unused: PPO runs updates, not collect-and-train rounds."""
         return []
