@@ -15,6 +15,7 @@ import os
 from agents import cma, expert, navdp, rdp, seq2seq, system2
 from agents.base import AGENTS, NUM_ACTIONS, Agent, load_agent, make_agent
 from agents.baselines import iplanner, viplanner
+from agents.baselines.ddppo import agent as ddppo  # noqa: F401  (registers ddppo)
 from agents.baselines.gnm import agent as _gnm  # noqa: F401  (registers gnm)
 from agents.baselines.nomad import agent as _nomad  # noqa: F401  (registers nomad)
 from agents.baselines.vint import agent as _vint  # noqa: F401  (registers vint)

@@ -10,7 +10,7 @@
   resume, metric sinks, torchrun helpers.
 """
 
-from trainers import bc, dagger  # noqa: E402  (registers the trainers)
+from trainers import bc, dagger, ppo  # noqa: E402  (registers the trainers)
 from trainers.base import TRAINERS, Trainer, make_trainer  # noqa: E402
 
-__all__ = ["TRAINERS", "Trainer", "bc", "dagger", "make_trainer"]
+__all__ = ["TRAINERS", "Trainer", "bc", "dagger", "make_trainer", "ppo"]

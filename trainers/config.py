@@ -232,6 +232,66 @@ class DAggerConfig(TrainerConfig):
 
 
 @dataclass
+class PPOConfig(TrainerConfig):
+    """PPO with GAE, decentralised over ``torchrun`` ranks as DD-PPO (defaults: habitat's
+    ``ddppo_pointnav.yaml`` where a CPU allows; see :mod:`trainers.ppo`).
+
+    Attributes:
+        epochs: PPO epochs over each rollout (habitat: 2). grad_clip: max gradient norm (habitat: 0.2).
+        total_steps: environment steps to train for, over every rank.
+        num_envs: environments per rank (habitat: 4 per GPU).
+        rollout_steps: steps T per environment and rollout (habitat: 128).
+        num_mini_batch: minibatches of whole environment sequences per epoch (habitat: 2).
+        clip, value_coef, entropy_coef: the PPO objective (0.2, 0.5, 0.01).
+        gamma, gae_lambda: GAE(γ, λ) (0.99, 0.95).
+        normalize_advantage: standardise the advantages of each rollout (habitat's DD-PPO: off).
+        success_reward, slack_reward: habitat's PointNav reward terms added to the geodesic progress.
+        vector: ``async`` (a process per environment) or ``sync``.
+        sync_frac: DD-PPO's preemption threshold (fraction of ranks done collecting; habitat 0.6).
+        short_rollout_fraction: a rank collects at least this fraction of its rollout (habitat 0.25).
+        checkpoint_every: updates between checkpoints (0: only at the end).
+        eval_every: updates between evaluations (0: only the final one).
+    """
+
+    name: str = "ppo"
+    epochs: int = 2
+    grad_clip: float = 0.2
+    total_steps: int = 20000
+    num_envs: int = 4
+    rollout_steps: int = 64
+    num_mini_batch: int = 2
+    clip: float = 0.2
+    value_coef: float = 0.5
+    entropy_coef: float = 0.01
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    normalize_advantage: bool = False
+    success_reward: float = 2.5
+    slack_reward: float = -0.01
+    vector: str = "async"
+    sync_frac: float = 0.6
+    short_rollout_fraction: float = 0.25
+    checkpoint_every: int = 10
+    eval_every: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("total_steps", "num_envs", "rollout_steps", "num_mini_batch"):
+            _check(getattr(self, name) >= 1, f"trainer.{name}", getattr(self, name), ">= 1")
+        _check(self.num_mini_batch <= self.num_envs, "trainer.num_mini_batch", self.num_mini_batch,
+               f"<= trainer.num_envs={self.num_envs}")  # fmt: skip
+        _check(0 < self.clip, "trainer.clip", self.clip, "> 0")
+        _check(0 <= self.gamma <= 1, "trainer.gamma", self.gamma, "in [0, 1]")
+        _check(0 <= self.gae_lambda <= 1, "trainer.gae_lambda", self.gae_lambda, "in [0, 1]")
+        _check(self.vector in ("async", "sync"), "trainer.vector", self.vector, "async or sync")
+        _check(self.sync_frac > 0, "trainer.sync_frac", self.sync_frac, "> 0")
+        frac = self.short_rollout_fraction
+        _check(0 <= frac <= 1, "trainer.short_rollout_fraction", frac, "in [0, 1]")
+        _check(self.checkpoint_every >= 0, "trainer.checkpoint_every", self.checkpoint_every, ">= 0")
+        _check(self.eval_every >= 0, "trainer.eval_every", self.eval_every, ">= 0")
+
+
+@dataclass
 class TrainConfig:
     """The whole training run (the primary config's schema).
 
@@ -280,14 +340,15 @@ class TrainConfig:
 
 
 def register_configs(cs: ConfigStore | None = None) -> ConfigStore:
-    """Store the schemas: ``train_schema``, ``trainer/{bc,dagger}_schema``, ``logger/logger_schema`` and every
-    agent's ``agent/<name>_schema`` (through :func:`agents.hydra_configs.register_agent_configs`)."""
+    """Store the schemas: ``train_schema``, ``trainer/{bc,dagger,ppo}_schema``, ``logger/logger_schema`` and
+    every agent's ``agent/<name>_schema`` (through :func:`agents.hydra_configs.register_agent_configs`)."""
     from agents.hydra_configs import register_agent_configs
 
     cs = cs or ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(group="trainer", name="bc_schema", node=BCConfig)
     cs.store(group="trainer", name="dagger_schema", node=DAggerConfig)
+    cs.store(group="trainer", name="ppo_schema", node=PPOConfig)
     cs.store(group="logger", name="logger_schema", node=LoggerConfig)
     register_agent_configs(cs)
     return cs

@@ -35,8 +35,8 @@ def test_registry_register_get_names():
 
 def test_agent_registry_names_match_classes_and_configs():
     assert AGENTS.names() == [
-        "cma", "dual", "expert", "forward", "gnm", "iplanner", "navdp", "nomad", "random", "rdp", "seq2seq",
-        "system2", "viplanner", "vint",
+        "cma", "ddppo", "dual", "expert", "forward", "gnm", "iplanner", "navdp", "nomad", "random", "rdp",
+        "seq2seq", "system2", "vint", "viplanner",
     ]  # fmt: skip
     for name in AGENTS.names():
         cls = AGENTS.get(name)

@@ -30,8 +30,9 @@ def test_group_files_match_registries():
     assert _yamls("agent") == AGENTS.names()
     import trainers.bc  # noqa: F401
     import trainers.dagger  # noqa: F401
+    import trainers.ppo  # noqa: F401
 
-    assert _yamls("trainer") == TRAINERS.names() == ["bc", "dagger"]
+    assert _yamls("trainer") == TRAINERS.names() == ["bc", "dagger", "ppo"]
 
 
 @pytest.mark.parametrize("agent", _yamls("agent"))

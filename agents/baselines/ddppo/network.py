@@ -61,19 +61,27 @@ class PointNavResNetNet(nn.Module):
         self.state_encoder = nn.Module()
         self.state_encoder.rnn = nn.LSTM(hidden_size + 64, hidden_size, num_layers=2)
 
+    def embed(self, depth: Tensor, goal: Tensor, prev_action: Tensor, not_done: Tensor) -> Tensor:
+        """The LSTM's input (N, hidden + 64) of N steps: visual features, goal and previous-action embeddings
+        (no recurrence: a whole rollout's steps go through at once)."""
+        visual = self.visual_fc(self.visual_encoder(depth))
+        goal_in = torch.stack([goal[:, 0], torch.cos(-goal[:, 1]), torch.sin(-goal[:, 1])], -1)
+        prev = self.prev_action_embedding(((prev_action.float() + 1) * not_done.float()).long())
+        return torch.cat([visual, self.tgt_embeding(goal_in), prev], dim=1)
+
+    def recurrent(self, x: Tensor, not_done: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        """One LSTM step: (N, hidden + 64) input, (N,) not_done, (N, 4, hidden) state -> (N, hidden) output,
+        new state; the state is zeroed where ``not_done`` is false."""
+        state = state * not_done.float()[:, None, None]
+        h, c = state[:, :2].transpose(0, 1).contiguous(), state[:, 2:].transpose(0, 1).contiguous()
+        out, (h, c) = self.state_encoder.rnn(x[None], (h, c))
+        return out[0], torch.cat([h, c], dim=0).transpose(0, 1)
+
     def forward(
         self, depth: Tensor, goal: Tensor, prev_action: Tensor, not_done: Tensor, state: Tensor
     ) -> tuple[Tensor, Tensor]:
         """One step; see the class docstring. The state is zeroed where ``not_done`` is false."""
-        visual = self.visual_fc(self.visual_encoder(depth))
-        goal_in = torch.stack([goal[:, 0], torch.cos(-goal[:, 1]), torch.sin(-goal[:, 1])], -1)
-        keep = not_done.float()
-        prev = self.prev_action_embedding(((prev_action.float() + 1) * keep).long())
-        x = torch.cat([visual, self.tgt_embeding(goal_in), prev], dim=1)
-        state = state * keep[:, None, None]
-        h, c = state[:, :2].transpose(0, 1).contiguous(), state[:, 2:].transpose(0, 1).contiguous()
-        out, (h, c) = self.state_encoder.rnn(x[None], (h, c))
-        return out[0], torch.cat([h, c], dim=0).transpose(0, 1)
+        return self.recurrent(self.embed(depth, goal, prev_action, not_done), not_done, state)
 
 
 class PointNavResNetPolicy(nn.Module):
