@@ -27,6 +27,7 @@ seconds before the next observation. The episode is truncated after ``time_limit
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,7 @@ class NavEnv(gym.Env):
             cameras=(CameraSpec(width=width, height=height, hfov=hfov),)
         )
         task_cls = TASKS[task]
+        self.sim_config = _with_modalities(self.sim_config, task_cls.required_modalities)
         config = task_config or task_cls.default_config
         if max_episode_steps is not None:
             config = TaskConfig(**{**config.__dict__, "max_steps": int(max_episode_steps)})
@@ -331,3 +333,14 @@ def _load_dataset(episodes, scenes_dir, split: str) -> R2RDataset:
         root = path.parent if path.is_dir() else path.parent.parent
         scenes_dir = root / "scenes"
     return load_episodes(path, scenes_dir=scenes_dir)
+
+
+def _with_modalities(config: SimConfig, modalities: tuple[str, ...]) -> SimConfig:
+    """``config`` with ``modalities`` added to its first camera (a task reads them whatever the agent asked
+    for: exploration measures the area it sees in the depth image)."""
+    main = config.cameras[0]
+    missing = tuple(m for m in modalities if m not in main.modalities)
+    if not missing:
+        return config
+    cameras = (dataclasses.replace(main, modalities=(*main.modalities, *missing)), *config.cameras[1:])
+    return dataclasses.replace(config, cameras=cameras)

@@ -70,6 +70,8 @@ class NavTask(abc.ABC):
     name: ClassVar[str] = ""
     default_config: ClassVar[TaskConfig] = TaskConfig()
     has_goal: ClassVar[bool] = True
+    #: Modalities the task reads from the first camera; the environment adds any the agent did not ask for.
+    required_modalities: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: TaskConfig | None = None) -> None:
         self.config = config or type(self).default_config

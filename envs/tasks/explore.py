@@ -42,6 +42,8 @@ class ExploreTask(NavTask):
         self.cell_size = cell_size
         self.floor_band = floor_band
 
+    required_modalities = ("depth",)
+
     def reset(self, sim: Simulator, episode, reference: np.ndarray | None = None) -> None:
         """Start the episode with an empty coverage grid."""
         super().reset(sim, episode, reference)

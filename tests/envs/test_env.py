@@ -225,3 +225,20 @@ def test_vln_odometry_is_the_pose_in_the_start_frame(tiny_dataset):
         np.testing.assert_allclose(obs["odometry"], [0.25 * c, 0.25 * s, np.radians(15)], atol=1e-5)
     assert env.observation_space.contains(obs)
     env.close()
+
+
+def test_exploration_adds_the_depth_it_measures_to_an_rgb_only_camera(tiny_dataset):
+    """An agent asking for RGB only still explores: the task's required depth is added to the first camera."""
+    from envs.render import CameraSpec
+    from envs.sim import SimConfig
+
+    rgb_only = SimConfig(cameras=(CameraSpec(width=16, height=16, modalities=("rgb",)),))
+    env = NavEnv("explore", episodes=tiny_dataset / "val_unseen", sim_config=rgb_only)
+    try:
+        obs, _ = env.reset(seed=0)
+        assert env.sim_config.cameras[0].modalities == ("rgb", "depth") and obs["depth"].shape == (16, 16, 1)
+        _, _, _, _, info = env.step(1)
+        assert "collided" in info
+    finally:
+        env.close()
+    assert rgb_only.cameras[0].modalities == ("rgb",)  # the caller's config is not changed
