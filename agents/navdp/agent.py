@@ -243,12 +243,21 @@ class NavDPAgent(Agent):
 
     def act(self, obs: Mapping[str, Any], deterministic: bool = True) -> np.ndarray:
         """(B, n_waypoints, 3) float32 cumulative ``(dx, dy, dyaw)``: the critic's best trajectory, or an
-        in-place rotation where its value is below ``stop_threshold``; clipped to the waypoint action box."""
+        in-place rotation where its value is below ``stop_threshold``; with ``selection="random"`` a
+        uniformly drawn sample instead (seeded by ``sample_seed`` when deterministic) and no rotation;
+        clipped to the waypoint action box."""
         c, n_wp = self.config, self.n_waypoints
         planned = self.plan(obs, deterministic)
-        best, _ = select_best(planned["paths"], planned["values"])
+        paths, values = planned["paths"], planned["values"]
+        if c.selection == "critic":
+            best, _ = select_best(paths, values)
+            rotate = (values.max(dim=1).values < c.stop_threshold).cpu().numpy()
+        else:
+            generator = torch.Generator().manual_seed(c.sample_seed) if deterministic else None
+            index = torch.randint(c.num_samples, (paths.shape[0],), generator=generator).to(paths.device)
+            best = paths[torch.arange(paths.shape[0], device=paths.device), index]
+            rotate = np.zeros(paths.shape[0], bool)
         waypoints = best[:, :n_wp].cpu().numpy().astype(np.float32)
-        rotate = (planned["values"].max(dim=1).values < c.stop_threshold).cpu().numpy()
         turn = math.radians(c.rotate_angle) * np.arange(1, n_wp + 1, dtype=np.float32) / n_wp
         waypoints[rotate] = np.stack([np.zeros(n_wp), np.zeros(n_wp), turn], axis=1)
         reach = max(1.0, 0.5 * n_wp)  # the environment's waypoint box (envs.env)

@@ -19,6 +19,8 @@ from envs.datasets.critic import HISTORY_STRIDE, HORIZON
 GOAL_KINDS = ("point", "image", "pixel")
 #: Values of :attr:`NavDPConfig.goal`: ``auto`` picks from the observation keys present.
 GOAL_CHOICES = ("auto", "none", *GOAL_KINDS)
+#: How ``act`` picks one of the sampled trajectories.
+SELECTIONS = ("critic", "random")
 #: Training windows: 7 history frames every 4 steps + the current one; 24 future poses every 2 steps (the
 #: System-1 data's, whose critic labels score paths of this shape).
 STRIDE = HISTORY_STRIDE
@@ -83,6 +85,8 @@ class NavDPConfig:
             ``memory_digit`` 4; see :mod:`agents.navdp.agent`).
         stop_threshold: when the best critic value is below this, rotate in place instead.
         rotate_angle: degrees (left) of an in-place rotation.
+        selection: ``critic`` (follow the sample the critic scores best) or ``random`` (a uniformly drawn
+            sample of the K, no rotation: the critic ablation).
         sample_seed: seed of the noise of a deterministic plan.
         goal: goal kind used by ``act``: ``auto`` (point, then image, then pixel goal, then none, by the keys
             present) or one of ``none``, ``point``, ``image``, ``pixel``.
@@ -121,6 +125,7 @@ class NavDPConfig:
     history_every: int = 4
     stop_threshold: float = -3.0
     rotate_angle: float = 30.0
+    selection: str = "critic"
     sample_seed: int = 0
     goal: str = "auto"
     action_weight: float = 0.8
@@ -171,6 +176,8 @@ class NavDPConfig:
             self._fail("n_waypoints", f"<= the horizon ({HORIZON})")
         if self.num_inference_steps > self.num_train_timesteps:
             self._fail("num_inference_steps", f"<= num_train_timesteps ({self.num_train_timesteps})")
+        if self.selection not in SELECTIONS:
+            self._fail("selection", f"one of {list(SELECTIONS)}")
         if self.goal not in GOAL_CHOICES:
             self._fail("goal", f"one of {list(GOAL_CHOICES)}")
         for field in ("action_weight", "critic_weight", "aux_weight"):

@@ -296,3 +296,20 @@ def test_paper_parameter_counts_match_the_published_model():
     assert (
         round(counts["total"], 1) == 133.4 and counts["trainable"] < counts["total"] - 22
     )  # frozen RGB ViT-S
+
+
+def test_the_critic_ablation_follows_a_random_sample_without_rotating():
+    critic, ablation = build().eval(), build(selection="random", stop_threshold=1e9).eval()
+    ablation.load_state_dict(critic.state_dict())
+    obs = make_obs(np.random.default_rng(8))
+    with torch.inference_mode():
+        ablation.reset(B)
+        planned = ablation.plan(obs)
+        ablation.reset(B)
+        actions = ablation.act(obs)
+    index = torch.randint(ablation.config.num_samples, (B,), generator=torch.Generator().manual_seed(0))
+    rows = planned["paths"][torch.arange(B), index, :4].numpy()
+    reach = np.array([2.0, 2.0, math.pi], np.float32)
+    np.testing.assert_array_equal(actions, np.clip(rows, -reach, reach))  # never the rotation a 1e9 bar forces
+    with pytest.raises(ValueError, match="selection"):
+        build(selection="best")
