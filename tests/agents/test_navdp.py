@@ -310,6 +310,6 @@ def test_the_critic_ablation_follows_a_random_sample_without_rotating():
     index = torch.randint(ablation.config.num_samples, (B,), generator=torch.Generator().manual_seed(0))
     rows = planned["paths"][torch.arange(B), index, :4].numpy()
     reach = np.array([2.0, 2.0, math.pi], np.float32)
-    np.testing.assert_array_equal(actions, np.clip(rows, -reach, reach))  # never the rotation a 1e9 bar forces
+    np.testing.assert_array_equal(actions, np.clip(rows, -reach, reach))  # not the rotation a 1e9 bar forces
     with pytest.raises(ValueError, match="selection"):
         build(selection="best")
