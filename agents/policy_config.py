@@ -9,6 +9,7 @@ hidden 512.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +53,15 @@ _POSITIVE_INTS = (
     "rgb_output_size",
     "hidden_size",
 )
+
+
+def check_positive_ints(config: Any, fields: Iterable[str]) -> None:
+    """Fail through ``config._fail(field, expected)`` on the first of ``fields`` that is not an int >= 1
+    (a bool is refused too: ``True`` is an int to Python but never a size)."""
+    for field in fields:
+        value = getattr(config, field)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            config._fail(field, "a positive integer")
 
 
 @dataclass
@@ -134,10 +144,9 @@ class VLNPolicyConfig:
 
     def __post_init__(self) -> None:
         cls_fields = {f.name for f in dataclasses.fields(self)}
-        for field in _POSITIVE_INTS + tuple(f for f in ("prev_action_embedding_size",) if f in cls_fields):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                self._fail(field, "a positive integer")
+        check_positive_ints(
+            self, _POSITIVE_INTS + tuple(f for f in ("prev_action_embedding_size",) if f in cls_fields)
+        )
         if not self.name:
             self._fail("name", "the agent's registry name")
         for field, minimum in (("max_depth", 0.0), ("inflection_weight", 0.0)):

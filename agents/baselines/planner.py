@@ -42,6 +42,7 @@ from torch import Tensor
 from agents.base import as_tensor
 from agents.baselines.iplanner.network import DECODER_DIMS, IMAGE_SIZE, decoder_grid
 from agents.baselines.trajopt import hermite_path, path_to_waypoints
+from agents.policy_config import check_positive_ints
 from envs.datasets.critic import HORIZON
 
 #: What the agent does with a plan whose fear exceeds the threshold (see the module docstring).
@@ -119,10 +120,7 @@ class PlannerConfig:
             self._fail("image_size", "at least 129×129 (the decoder needs a 5×5 feature map)")
         if len(self.decoder_dims) != 5 or min(self.decoder_dims) < 1:
             self._fail("decoder_dims", "5 positive widths [conv1, conv2, fc1, fc2, fear]")
-        for name in ("width", "goal_channels", "n_keypoints", "n_waypoints"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                self._fail(name, "a positive integer")
+        check_positive_ints(self, ("width", "goal_channels", "n_keypoints", "n_waypoints"))
         for name in ("max_depth", "goal_clip", "path_step"):
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
                 self._fail(name, "a positive number")

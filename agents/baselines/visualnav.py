@@ -49,6 +49,7 @@ from torch import Tensor, nn
 from agents.base import Agent, VocabLike, as_tensor
 from agents.baselines.loading import load_into
 from agents.contract import CameraRequest, SampleSpec
+from agents.policy_config import check_positive_ints
 from agents.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 #: NavDP's un-normalisation of the baselines' waypoints: max_v / frame_rate (0.8 m/s at 3 Hz), metres.
@@ -93,10 +94,7 @@ class VisualNavConfig:
         raise ValueError(f"{type(self).__name__}.{field} must be {expected}, got {getattr(self, field)!r}")
 
     def _check_positive(self, *fields: str) -> None:
-        for field in fields:
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                self._fail(field, "a positive integer")
+        check_positive_ints(self, fields)
 
     def __post_init__(self) -> None:
         self._check_positive(

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from agents.policy_config import check_positive_ints
+
 #: System-1 heads.
 SYSTEM1_CHOICES = ("navdp_async", "nextdit_async")
 #: Inference modes: System 2 then System 1 every step, or System 2 re-queried every few System-1 steps.
@@ -155,10 +157,7 @@ class DualConfig:
             self._fail("system1", f"one of {list(SYSTEM1_CHOICES)}")
         if self.infer_mode not in INFER_MODES:
             self._fail("infer_mode", f"one of {list(INFER_MODES)}")
-        for name in _POSITIVE:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                self._fail(name, "a positive integer")
+        check_positive_ints(self, _POSITIVE)
         self.goal_mlp = [int(w) for w in self.goal_mlp]
         if any(w < 1 for w in self.goal_mlp):
             self._fail("goal_mlp", "a list of positive widths")

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from agents.policy_config import check_positive_ints
 from envs.datasets.critic import HISTORY_STRIDE, HORIZON
 
 #: Goal kinds the network encodes, in the order of its goal slots' candidates.
@@ -148,10 +149,7 @@ class NavDPConfig:
     def __post_init__(self) -> None:
         if self.name != "navdp":
             self._fail("name", "'navdp'")
-        for field in _POSITIVE_INTS:
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                self._fail(field, "a positive integer")
+        check_positive_ints(self, _POSITIVE_INTS)
         if self.image_size % self.patch_size:
             self._fail("image_size", f"a multiple of patch_size ({self.patch_size})")
         if self.vit_pos_grid is not None and self.vit_pos_grid < 1:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agents.encoders.habitat_resnet import BACKBONES
+from agents.policy_config import check_positive_ints
 
 RGB_ENCODERS = ("conv", "clip")
 TEXT_ENCODERS = ("transformer", "clip")
@@ -183,10 +184,7 @@ class RDPConfig:
         raise ValueError(f"RDPConfig.{field} must be {expected}, got {getattr(self, field)!r}")
 
     def __post_init__(self) -> None:
-        for field in _POSITIVE_INTS:
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                self._fail(field, "a positive integer")
+        check_positive_ints(self, _POSITIVE_INTS)
         if self.name != "rdp":
             self._fail("name", "'rdp'")
         for field, choices in (
