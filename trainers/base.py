@@ -320,8 +320,15 @@ class Trainer(abc.ABC):
             dataset = WindowDataset(*where, spec, **common)
             sampler = WindowBatchSampler(len(dataset), d.batch_size, **shard)
             return make_loader(dataset, sampler, d.num_workers, collate_windows), sampler
-        dataset = TrajectoryDataset(*where, **common)
-        sampler = LengthBucketBatchSampler(dataset.lengths, d.batch_size, d.block_batches, **shard)
+        if d.augment and spec.kind != "trajectory":
+            raise ValueError(
+                f"data.augment colours whole trajectories; agent {self.cfg.agent.name!r} trains on "
+                f"{spec.kind!r} samples (a pixel-goal agent augments through its own SampleSpec.augment)"
+            )
+        dataset = TrajectoryDataset(*where, **common, augment=d.augment, seed=self.cfg.seed)
+        sampler = LengthBucketBatchSampler(
+            dataset.lengths, d.batch_size, d.block_batches, **shard, with_epoch=d.augment
+        )
         return make_loader(dataset, sampler, d.num_workers, collate_trajectories), sampler
 
     # ------------------------------------------------------------------------------ training

@@ -52,6 +52,8 @@ class TrainDataConfig:
         block_batches: batches per length-sorted block (VLN-CE: 100).
         num_workers: DataLoader worker processes (0: load in the training process).
         max_episode_steps: step limit of collection episodes (None: the task's 500).
+        augment: colour-augment the RGB of whole-trajectory samples (brightness/saturation jitter,
+            posterise, sharpness, autocontrast; one draw per episode and epoch, seeded by the run's seed).
     """
 
     dir: str = MISSING
@@ -69,6 +71,7 @@ class TrainDataConfig:
     block_batches: int = 100
     num_workers: int = 0
     max_episode_steps: int | None = None
+    augment: bool = False
 
     def __post_init__(self) -> None:
         for name in ("width", "height", "batch_size", "block_batches"):

@@ -7,6 +7,7 @@ import torch
 from envs.render import CameraSpec
 from envs.sim import SimConfig, Simulator
 from trainers.ablation import blank_inputs
+from trainers.data.augment import apply_params, draw_params, sample_rng
 from trainers.data.collect import collect_expert
 from trainers.data.dataset import (
     LengthBucketBatchSampler,
@@ -57,6 +58,25 @@ def test_items_carry_labels_executed_actions_and_progress(tiny_dataset, stores):
     assert abs(item["progress"][0]) < 1e-6 and item["progress"][-1] > 0.8
     assert np.all(item["progress"] <= 1.0)
     assert [data._keys[i] for i in data.indices] == [(0, 0), (0, 1), (0, 2)]  # ordered by (round, slot)
+
+
+def test_augmentation_is_one_draw_per_trajectory_seeded_by_epoch_and_item(tiny_dataset, stores):
+    plain = TrajectoryDataset(stores / "poses", tiny_dataset / "scenes", CAMERA)
+    data = TrajectoryDataset(stores / "poses", tiny_dataset / "scenes", CAMERA, augment=True, seed=3)
+    base, a = plain[1], data[(2, 1)]
+    np.testing.assert_array_equal(a["rgb"], data[(2, 1)]["rgb"])  # the same wherever it is read
+    assert not np.array_equal(a["rgb"], data[(3, 1)]["rgb"])  # another epoch, another draw
+    assert not np.array_equal(a["rgb"], base["rgb"])
+    np.testing.assert_array_equal(a["depth"], base["depth"])  # depth is never touched
+    np.testing.assert_array_equal(a["actions"], base["actions"])
+    # One lighting for the whole episode: every frame is the plain one under the same draw.
+    rng = sample_rng(3, 2, 1)
+    params = draw_params(rng)
+    for t in (0, len(base["rgb"]) - 1):
+        np.testing.assert_array_equal(a["rgb"][t], apply_params(base["rgb"][t], params))
+    sampler = LengthBucketBatchSampler(plain.lengths, 1, seed=0, with_epoch=True)
+    sampler.set_epoch(4)
+    assert all(len(b) == 1 and b[0][0] == 4 for b in sampler)
 
 
 def test_progress_without_stored_distances_uses_the_path(tiny_dataset, stores):

@@ -27,14 +27,21 @@ def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
     return np.random.default_rng([int(seed) & 0xFFFFFFFF, int(epoch), int(index)])
 
 
-def augment_frame(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One (H, W, 3) uint8 frame, colour-augmented (see the module docstring)."""
-    img = Image.fromarray(np.ascontiguousarray(frame, np.uint8))
+def draw_params(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One augmentation's random choices: jitter factors (brightness, saturation), their order, and whether
+    posterize, sharpness and autocontrast apply."""
     factors = rng.uniform(1.0 - JITTER, 1.0 + JITTER, size=2)
+    order = rng.permutation(2)  # torchvision applies the jitters in a random order
+    return factors, order, rng.random(3) < P_APPLY
+
+
+def apply_params(frame: np.ndarray, params: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+    """One (H, W, 3) uint8 frame augmented with the choices of :func:`draw_params`."""
+    factors, order, apply = params
+    img = Image.fromarray(np.ascontiguousarray(frame, np.uint8))
     jitters = [ImageEnhance.Brightness, ImageEnhance.Color]
-    for k in rng.permutation(2):  # torchvision applies the jitters in a random order
+    for k in order:
         img = jitters[k](img).enhance(float(factors[k]))
-    apply = rng.random(3) < P_APPLY
     if apply[0]:
         img = ImageOps.posterize(img, POSTERIZE_BITS)
     if apply[1]:
@@ -44,8 +51,14 @@ def augment_frame(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.asarray(img, np.uint8)
 
 
-def colour_augment(frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """(N, H, W, 3) uint8 frames, each augmented with its own draws from ``rng``; N may be 0."""
+def augment_frame(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One (H, W, 3) uint8 frame, colour-augmented (see the module docstring)."""
+    return apply_params(frame, draw_params(rng))
+
+
+def colour_augment(frames: np.ndarray, rng: np.random.Generator, per_frame: bool = True) -> np.ndarray:
+    """(N, H, W, 3) uint8 frames augmented, each with its own draws from ``rng`` (``per_frame``) or all
+    with one draw (a whole trajectory under one lighting, as a recurrent agent sees it); N may be 0."""
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(
@@ -53,4 +66,7 @@ def colour_augment(frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         )
     if not len(frames):
         return frames.copy()
-    return np.stack([augment_frame(f, rng) for f in frames])
+    if per_frame:
+        return np.stack([augment_frame(f, rng) for f in frames])
+    params = draw_params(rng)
+    return np.stack([apply_params(f, params) for f in frames])

@@ -35,6 +35,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from envs.datasets.store import Episode, TrajectoryStore
 from envs.render import CameraSpec
+from trainers.data.augment import colour_augment, sample_rng
 from trainers.data.frames import FRAME_MODES, FrameSource, pose_fields
 
 logger = logging.getLogger(__name__)
@@ -57,13 +58,18 @@ class TrajectoryDataset(Dataset):
         goal_camera: renders ``imagegoal`` at the goal pose when given.
         transform: the agent's per-item transform (:meth:`agents.base.Agent.item_transform`), run where the
             item is read (the loader's workers).
+        augment: colour-augment the main camera's RGB (:mod:`trainers.data.augment`), one draw per episode
+            so that the whole trajectory is seen under one lighting; the draw is seeded by ``(seed, epoch,
+            item)``, the epoch coming with the index (``(epoch, i)`` from a sampler made ``with_epoch``).
+        seed: base seed of the augmentation.
 
     Items are dicts: ``episode_id``, ``instruction_text``, ``round``, ``rgb`` (T,H,W,3) uint8, ``depth``
     (T,H,W,1) float32 metres, ``actions`` (T,) int64 expert labels, ``executed`` (T,) int64 executed actions,
     ``progress`` (T,) float32 in [-1, 1]: ``(d0 - d_t) / d0`` with ``d`` the stored geodesic distance to the
     goal (VLN-CE's oracle progress), or the Euclidean analogue toward the last pose without stored distances;
     ``positions`` (T,3) and ``yaws`` (T,) float32 poses, ``goal_position`` (3,) float32, ``labels`` (T,...)
-    float32 when the episode has continuous labels, and the extra cameras' frames.
+    float32 when the episode has continuous labels, and the extra cameras' frames. An index is an int or an
+    ``(epoch, int)`` pair (an int draws epoch 0's augmentation).
     """
 
     def __init__(
@@ -77,11 +83,14 @@ class TrajectoryDataset(Dataset):
         extra_cameras: Sequence[CameraSpec] = (),
         goal_camera: CameraSpec | None = None,
         transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        augment: bool = False,
+        seed: int = 0,
     ) -> None:
         if frames not in FRAME_MODES:
             raise ValueError(
                 f"TrajectoryDataset: frames must be 'auto', 'render' or 'stored', got {frames!r}"
             )
+        self.augment, self.seed = bool(augment), int(seed)
         self.store_dir, self.scenes_dir = Path(store_dir), Path(scenes_dir)
         self.camera, self.frames, self.rounds = camera, frames, None if rounds is None else list(rounds)
         self.store = TrajectoryStore(self.store_dir, readonly=True)
@@ -114,14 +123,19 @@ class TrajectoryDataset(Dataset):
         index = self.indices[i]
         return self.store.get(index, frames=self.source.uses_stored(index))
 
-    def __getitem__(self, i: int) -> dict[str, Any]:
+    def __getitem__(self, index: int | tuple[int, int]) -> dict[str, Any]:
+        epoch, i = index if isinstance(index, tuple) else (0, index)
         ep = self.episode(i)
         steps = range(ep.n_steps)
+        frames = self.source.frames(self.indices[i], ep, steps, steps)
+        if self.augment and "rgb" in frames:
+            rng = sample_rng(self.seed, epoch, i)
+            frames["rgb"] = colour_augment(frames["rgb"], rng, per_frame=False)
         item = {
             "episode_id": ep.episode_id,
             "instruction_text": ep.instruction_text,
             "round": ep.round,
-            **self.source.frames(self.indices[i], ep, steps, steps),
+            **frames,
             "actions": ep.actions,
             "executed": ep.executed,
             "progress": progress_target(ep),
@@ -217,7 +231,8 @@ class EpochBatchSampler(Sampler[list[int]], abc.ABC):
     A subclass says how an epoch's items become batches (:meth:`all_batches`); rank ``r`` of
     ``world_size`` takes batches ``r::world_size``, cut to the same count on every rank. :meth:`set_epoch`
     picks the epoch and :meth:`set_start` skips the first batches of the rank's share (resuming a checkpoint
-    taken mid-epoch).
+    taken mid-epoch). With ``with_epoch`` (class attribute or argument) batches hold ``(epoch, index)`` pairs,
+    so that items seeded by their epoch (colour augmentation) are the same in any worker and after a restart.
 
     Args:
         batch_size: items per batch (per rank).
@@ -225,15 +240,27 @@ class EpochBatchSampler(Sampler[list[int]], abc.ABC):
         drop_last: drop a last smaller batch.
         seed: base seed.
         rank, world_size: this process's share.
+        with_epoch: yield ``(epoch, index)`` pairs (None: the class's default).
     """
 
+    with_epoch = False
+
     def __init__(
-        self, batch_size: int, shuffle: bool, drop_last: bool, seed: int, rank: int, world_size: int
+        self,
+        batch_size: int,
+        shuffle: bool,
+        drop_last: bool,
+        seed: int,
+        rank: int,
+        world_size: int,
+        with_epoch: bool | None = None,
     ) -> None:
         self.batch_size = int(batch_size)
         self.shuffle, self.drop_last, self.seed = shuffle, drop_last, int(seed)
         self.rank, self.world_size = int(rank), int(world_size)
         self.epoch, self.start = 0, 0
+        if with_epoch is not None:
+            self.with_epoch = bool(with_epoch)
 
     def set_epoch(self, epoch: int) -> None:
         """Use epoch ``epoch``'s order (and start from its first batch)."""
@@ -257,8 +284,9 @@ class EpochBatchSampler(Sampler[list[int]], abc.ABC):
         per_rank = len(batches) // self.world_size
         return batches[self.rank :: self.world_size][:per_rank]
 
-    def __iter__(self) -> Iterator[list[int]]:
-        yield from self.epoch_batches()[self.start :]
+    def __iter__(self) -> Iterator[list[Any]]:
+        for batch in self.epoch_batches()[self.start :]:
+            yield [(self.epoch, i) for i in batch] if self.with_epoch else batch
 
     def __len__(self) -> int:
         return max(0, len(self.epoch_batches()) - self.start)
@@ -279,6 +307,7 @@ class LengthBucketBatchSampler(EpochBatchSampler):
         drop_last: drop a last smaller batch (VLN-CE: yes).
         seed: base seed.
         rank, world_size: this process's share.
+        with_epoch: yield ``(epoch, index)`` pairs (for a dataset that augments).
     """
 
     def __init__(
@@ -291,10 +320,11 @@ class LengthBucketBatchSampler(EpochBatchSampler):
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        with_epoch: bool = False,
     ) -> None:
         if batch_size < 1 or block_batches < 1:
             raise ValueError(f"batch_size and block_batches must be >= 1, got {batch_size}, {block_batches}")
-        super().__init__(batch_size, shuffle, drop_last, seed, rank, world_size)
+        super().__init__(batch_size, shuffle, drop_last, seed, rank, world_size, with_epoch)
         self.lengths = np.asarray(lengths, np.int64)
         self.block_batches = int(block_batches)
 

@@ -285,9 +285,7 @@ class PixelGoalBatchSampler(WindowBatchSampler):
     :class:`PixelGoalDataset` items draw their augmentation from the epoch; seeding, sharding and restarts
     as the window sampler."""
 
-    def __iter__(self):
-        for batch in super().__iter__():
-            yield [(self.epoch, i) for i in batch]
+    with_epoch = True
 
 
 def main(argv: list[str] | None = None) -> int:
