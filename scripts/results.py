@@ -1,7 +1,7 @@
 """Re-make the README's results tables on today's code, over seeds, with one resumable command.
 
     python scripts/results.py [--out DIR] [--preset default|small|tiny] [--seeds N] [--only cma,random,...]
-                              [--dry-run]
+                              [--jobs N] [--dry-run]
     make results RESULTS_ARGS="--preset small"
 
 Stages, in order; each is a subprocess of an existing entry point and is skipped when its output is complete,
@@ -45,14 +45,17 @@ has the measured time of every stage.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import shlex
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,13 +167,15 @@ class Run:
 
 @dataclass
 class Stage:
-    """One step: ``command`` (a subprocess, built when it runs) and then ``after`` (in this process)."""
+    """One step: ``command`` (a subprocess, built when it runs) and then ``after`` (in this process); ``run``
+    names the row member whose training and evaluation it is (stages of one run go in order)."""
 
     name: str
     output: Path
     is_done: Callable[[], bool]
     command: Callable[[], list[str]] | None = None
     after: Callable[[], None] | None = None
+    run: str | None = None
 
 
 @dataclass
@@ -265,16 +270,16 @@ class Results:
                 f"resume={resume}",
             ]
 
-        return Stage(
-            f"train {run.name}", folder, (folder / "eval" / "final" / "summary.json").is_file, command
-        )
+        done = (folder / "eval" / "final" / "summary.json").is_file
+        return Stage(f"train {run.name}", folder, done, command, run=run.name)
 
     def _evaluate_stage(self, run: Run) -> Stage:
         folder, trained = self.eval_dir(run), self.run_dir(run)
         agent = [f"checkpoint={trained}/checkpoints/last"] if trained else [f"agent={run.entry.agent}"]
         command = [sys.executable, "benchmarks/run.py", *agent, f"benchmark={run.entry.benchmark}"]
         command += [f"data.dir={self.data}", f"out_dir={folder}", "report=false", *self.preset.evaluate]
-        return Stage(f"evaluate {run.name}", folder, _bind(_evaluated, folder, trained), lambda: command)
+        done = _bind(_evaluated, folder, trained)
+        return Stage(f"evaluate {run.name}", folder, done, lambda: command, run=run.name)
 
     # ------------------------------------------------------------------------------------------ tables
     def write_tables(self) -> None:
@@ -387,31 +392,88 @@ def code_versions(out: Path) -> dict[str, str]:
     return {code: ", ".join(names) for code, names in groups.items()}
 
 
-def execute(results: Results, dry_run: bool = False) -> None:
-    """Run every stage that is not complete, in order; ``dry_run`` prints them with their commands."""
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    version = git_version()
-    for stage in results.stages():
+def execute(results: Results, dry_run: bool = False, jobs: int = 1) -> None:
+    """Run every stage that is not complete; ``dry_run`` prints them with their commands.
+
+    With ``jobs`` > 1 the rows' runs proceed side by side, up to ``jobs`` at a time, each run's training
+    followed by its evaluation (after ``generate`` and ``collect``, before ``tables``); their output goes to
+    ``OUT/logs/<stage>.log`` instead of the terminal. A failed run stops only itself; the others finish and
+    the command then exits with every failure.
+    """
+    stages = results.stages()
+    if dry_run:
+        for stage in stages:
+            done = stage.is_done()
+            command = None if done or stage.command is None else stage.command()
+            print(
+                f"[{'done' if done else 'todo'}] {stage.name}"
+                + (f"\n    {shlex.join(command)}" if command else "")
+            )
+        return
+    runner = StageRunner(results.out)
+    chained = [i for i, stage in enumerate(stages) if stage.run is not None]
+    if jobs <= 1 or not chained:
+        for stage in stages:
+            runner.run(stage)
+        return
+    first, last = chained[0], chained[-1]
+    for stage in stages[:first]:
+        runner.run(stage)
+    chains: dict[str, list[Stage]] = {}
+    for stage in stages[first : last + 1]:
+        chains.setdefault(stage.run or stage.name, []).append(stage)
+    logs = results.out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    failures: list[str] = []
+
+    def run_chain(chain: list[Stage]) -> None:
+        for stage in chain:
+            try:
+                runner.run(stage, logs / f"{stage.name.replace(' ', '-')}.log")
+            except SystemExit as failure:
+                failures.append(str(failure))
+                return
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        list(pool.map(run_chain, chains.values()))
+    if failures:
+        raise SystemExit("\n".join(failures))
+    for stage in stages[last + 1 :]:
+        runner.run(stage)
+
+
+class StageRunner:
+    """Runs one stage when it is not complete and records it in ``OUT/stages.json`` (thread-safe)."""
+
+    def __init__(self, out: Path) -> None:
+        self.out, self.version, self.lock = out, git_version(), threading.Lock()
+        self.env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+
+    def run(self, stage: Stage, log: Path | None = None) -> None:
+        """Run ``stage`` (its output to ``log`` when given, else the terminal); SystemExit when it fails."""
         if stage.is_done():
             logger.info("skip %s: %s is complete", stage.name, stage.output)
-            if dry_run:
-                print(f"[done] {stage.name}")
-            continue
+            return
         command = stage.command() if stage.command else None
-        if dry_run:
-            print(f"[todo] {stage.name}" + (f"\n    {shlex.join(command)}" if command else ""))
-            continue
-        logger.info("== %s -> %s", stage.name, stage.output)
+        logger.info("== %s -> %s%s", stage.name, stage.output, f" (log {log})" if log else "")
         start = time.perf_counter()
-        if command and (rc := subprocess.run(command, cwd=ROOT, env=env).returncode):
-            raise SystemExit(
-                f"error: stage {stage.name!r} failed (exit {rc}); rerun to continue: {shlex.join(command)}"
-            )
+        if command:
+            with open(log, "ab") if log else contextlib.nullcontext() as sink:
+                where = {"stdout": sink, "stderr": subprocess.STDOUT} if log else {}
+                rc = subprocess.run(command, cwd=ROOT, env=self.env, **where).returncode
+            if rc:
+                where = f" (output: {log})" if log else ""
+                raise SystemExit(
+                    f"error: stage {stage.name!r} failed (exit {rc}){where}; rerun to continue: "
+                    + shlex.join(command)
+                )
         if stage.after:
             stage.after()
         if not stage.is_done():
             raise SystemExit(f"error: stage {stage.name!r} ended but {stage.output} is not complete")
-        record_stage(results.out, stage, round(time.perf_counter() - start, 1), version)
+        with self.lock:
+            record_stage(self.out, stage, round(time.perf_counter() - start, 1), self.version)
+        logger.info("done %s", stage.name)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -421,6 +483,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=sorted(PRESETS), default="default", help="sizes (default: default)")
     p.add_argument("--seeds", type=int, help="seeds of multi-seed rows (default: 3; 2 with small and tiny)")
     p.add_argument("--only", help=f"comma-separated rows (default all: {','.join(keys)})")
+    p.add_argument("--jobs", type=int, default=1, help="training runs side by side (default 1)")
     p.add_argument("--dry-run", action="store_true", help="print the stages and commands; run nothing")
     return p
 
@@ -440,6 +503,8 @@ def main(argv: list[str] | None = None) -> int:
     seeds = PRESETS[args.preset].seeds if args.seeds is None else args.seeds
     if seeds < 1:
         parser.error(f"--seeds must be >= 1, got {seeds}")
+    if args.jobs < 1:
+        parser.error(f"--jobs must be >= 1, got {args.jobs}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s results: %(message)s", datefmt="%H:%M:%S")
     out = (args.out or Path("runs/results") / args.preset).resolve()
     command = shlex.join(["python", "scripts/results.py", *argv])
@@ -452,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     if not args.dry_run and found is None:
         atomic_write(out / "plan.json", (json.dumps({"preset": args.preset}) + "\n").encode())
-    execute(results, args.dry_run)
+    execute(results, args.dry_run, args.jobs)
     if not args.dry_run:
         logger.info("tables: %s", out / "results" / "results.md")
     return 0

@@ -1,4 +1,5 @@
-"""The results command: end to end on the tiny preset (two seeds, mean ± std), resumed, then all skipped."""
+"""The results command: end to end on the tiny preset (two seeds, mean ± std), resumed (also two runs side
+by side), then all skipped."""
 
 import importlib.util
 import json
@@ -68,6 +69,13 @@ def test_results_end_to_end_resumes_and_skips_finished_stages(tmp_path):
 
     (out / "eval" / "cma-s1" / "summary.json").unlink()  # as if killed while evaluating
     assert _ran(_run(out)) == ["evaluate cma-s1", "tables"]
+    for seed in (0, 1):  # both runs' evaluations again, side by side, each into its own log
+        (out / "eval" / f"cma-s{seed}" / "summary.json").unlink()
+    ran = _ran(_run(out, "--jobs", "2"))
+    assert sorted(ran[:2]) == ["evaluate cma-s0", "evaluate cma-s1"] and ran[2:] == ["tables"]
+    for seed in (0, 1):
+        assert "cma-s" in (out / "logs" / f"evaluate-cma-s{seed}.log").read_text()
+        assert (out / "eval" / f"cma-s{seed}" / "summary.json").is_file()
     before = {p: p.stat().st_mtime_ns for p in [out / "stages.json", *out.glob("results/*")]}
     log = _run(out)
     assert _ran(log) == [] and len(re.findall(r"results: skip ", log)) == len(first)
