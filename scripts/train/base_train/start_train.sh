@@ -16,56 +16,30 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
+SCRIPT=start_train.sh
+source "$ROOT/scripts/train/base_train/launch.sh"
 MODELS=(seq2seq cma rdp navdp)
-PLANNED=()
 
 name=rdp_train
 model=rdp
-gpus=1
-dry_run=0
-extra=()
-
-usage() { sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
-fail() { echo "start_train.sh: $*" >&2; exit 2; }
-value() { [[ $# -ge 2 && -n "$2" && "$2" != --* ]] || fail "$1 needs a value"; }
 
 while [[ $# -gt 0 ]]; do
+  common_option "$@"
+  if (( SHIFT )); then shift "$SHIFT"; continue; fi
   case "$1" in
-    --name) value "$@"; name="$2"; shift 2 ;;
-    --name=*) name="${1#*=}"; shift ;;
     --model | --model-name) value "$@"; model="$2"; shift 2 ;;
     --model=* | --model-name=*) model="${1#*=}"; shift ;;
-    --gpus) value "$@"; gpus="$2"; shift 2 ;;
-    --gpus=*) gpus="${1#*=}"; shift ;;
-    --dry-run) dry_run=1; shift ;;
-    -h | --help) usage; exit 0 ;;
     *) extra+=("$1"); shift ;;
   esac
 done
 
-valid="valid models: ${MODELS[*]}"
-if (( ${#PLANNED[@]} )) && [[ " ${PLANNED[*]} " == *" $model "* ]]; then
-  fail "model '$model' is not available yet; $valid"
-fi
-[[ " ${MODELS[*]} " == *" $model "* ]] || fail "unknown model '$model'; $valid"
-[[ "$name" =~ ^[A-Za-z0-9._-]+$ ]] || fail "--name must be letters, digits, '.', '_' or '-', got '$name'"
-[[ "$gpus" =~ ^[1-9][0-9]*$ ]] || fail "--gpus must be a positive integer, got '$gpus'"
+[[ " ${MODELS[*]} " == *" $model "* ]] || fail "unknown model '$model'; valid models: ${MODELS[*]}"
+check_common
 
-cmd=("${PYTHON:-python}" "$ROOT/trainers/run.py")
-if (( gpus > 1 )); then
-  cmd=("${TORCHRUN:-torchrun}" --nnodes 1 --nproc_per_node "$gpus" "$ROOT/trainers/run.py")
-fi
-cmd+=("agent=$model" "run_dir=runs/$name")
+args=("agent=$model" "run_dir=runs/$name")
 if [[ "$model" == navdp ]]; then
   for default in trainer=bc data.task=pointnav; do
-    [[ " ${extra[*]-} " == *" ${default%%=*}="* ]] || cmd+=("$default")
+    [[ " ${extra[*]-} " == *" ${default%%=*}="* ]] || args+=("$default")
   done
 fi
-cmd+=(${extra[@]+"${extra[@]}"})
-
-if (( dry_run )); then
-  printf '%q ' "${cmd[@]}"
-  echo
-  exit 0
-fi
-exec "${cmd[@]}"
+launch "${args[@]}"

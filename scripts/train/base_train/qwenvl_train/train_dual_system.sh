@@ -9,10 +9,11 @@
 #   --system2 DIR      a saved System-2 agent (e.g. runs/system2_train/checkpoints/last/agent)
 #   --system1 HEAD     navdp_async (default; RGB-D, DDPM) or nextdit_async (DualVLN; RGB, rectified flow)
 #   --name NAME        run folder runs/NAME (default dual_<HEAD>); resuming it: resume=true
-#   --gpus N           processes per node under torchrun (one per GPU)
+#   --gpus N           processes per node under torchrun (one per GPU); several SLURM nodes: srun + c10d
 #   --dry-run          print the command instead of running it
 #
-# Everything else goes to trainers/run.py. Environment: PYTHON (default python), TORCHRUN (default torchrun).
+# Runs with or without SLURM (sbatch this file, or call it directly). Everything else goes to trainers/run.py.
+# Environment: PYTHON (default python), TORCHRUN (default torchrun), MASTER_PORT (default 29500).
 #SBATCH --job-name=navgym-dual
 #SBATCH --nodes=1
 #SBATCH --ntasks-per-node=1
@@ -24,30 +25,20 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../../.." && pwd)"
 [[ -f "$ROOT/trainers/run.py" ]] || ROOT="${SLURM_SUBMIT_DIR:-$PWD}"
+SCRIPT=train_dual_system.sh
+source "$ROOT/scripts/train/base_train/launch.sh"
 
 system1=navdp_async
 system2=""
-name=""
-gpus=${GPUS_PER_NODE:-1}
-dry_run=0
-extra=()
-
-usage() { sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
-fail() { echo "train_dual_system.sh: $*" >&2; exit 2; }
-value() { [[ $# -ge 2 && -n "$2" && "$2" != --* ]] || fail "$1 needs a value"; }
 
 while [[ $# -gt 0 ]]; do
+  common_option "$@"
+  if (( SHIFT )); then shift "$SHIFT"; continue; fi
   case "$1" in
     --system1) value "$@"; system1="$2"; shift 2 ;;
     --system1=*) system1="${1#*=}"; shift ;;
     --system2) value "$@"; system2="$2"; shift 2 ;;
     --system2=*) system2="${1#*=}"; shift ;;
-    --name) value "$@"; name="$2"; shift 2 ;;
-    --name=*) name="${1#*=}"; shift ;;
-    --gpus) value "$@"; gpus="$2"; shift 2 ;;
-    --gpus=*) gpus="${1#*=}"; shift ;;
-    --dry-run) dry_run=1; shift ;;
-    -h | --help) usage; exit 0 ;;
     *) extra+=("$1"); shift ;;
   esac
 done
@@ -59,21 +50,7 @@ if (( ! dry_run )) && [[ ! -f "$system2/config.json" ]]; then
   fail "--system2 '$system2' is not an agent folder (no config.json)"
 fi
 name=${name:-dual_$system1}
-[[ "$name" =~ ^[A-Za-z0-9._-]+$ ]] || fail "--name must be letters, digits, '.', '_' or '-', got '$name'"
-[[ "$gpus" =~ ^[1-9][0-9]*$ ]] || fail "--gpus must be a positive integer, got '$gpus'"
+check_common
 
-args=("agent=dual" "agent.system1=$system1" "agent.system2=$system2" "trainer=bc" "data.action_mode=discrete"
-      "optim.lr=1e-4" "run_dir=runs/$name")
-cmd=("${PYTHON:-python}" "$ROOT/trainers/run.py")
-if (( gpus > 1 )); then
-  cmd=("${TORCHRUN:-torchrun}" --nnodes 1 --nproc_per_node "$gpus" "$ROOT/trainers/run.py")
-fi
-cmd+=("${args[@]}" ${extra[@]+"${extra[@]}"})
-
-if (( dry_run )); then
-  printf '%q ' "${cmd[@]}"
-  echo
-  exit 0
-fi
-cd "$ROOT"
-exec "${cmd[@]}"
+launch "agent=dual" "agent.system1=$system1" "agent.system2=$system2" "trainer=bc" \
+  "data.action_mode=discrete" "optim.lr=1e-4" "run_dir=runs/$name"

@@ -26,33 +26,23 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../../.." && pwd)"
 [[ -f "$ROOT/trainers/run.py" ]] || ROOT="${SLURM_SUBMIT_DIR:-$PWD}"
+SCRIPT=train_system2.sh
+source "$ROOT/scripts/train/base_train/launch.sh"
 
 name=system2_train
 model_path=""
-gpus=${GPUS_PER_NODE:-1}
-dry_run=0
-extra=()
-
-usage() { sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
-fail() { echo "train_system2.sh: $*" >&2; exit 2; }
-value() { [[ $# -ge 2 && -n "$2" && "$2" != --* ]] || fail "$1 needs a value"; }
 
 while [[ $# -gt 0 ]]; do
+  common_option "$@"
+  if (( SHIFT )); then shift "$SHIFT"; continue; fi
   case "$1" in
-    --name) value "$@"; name="$2"; shift 2 ;;
-    --name=*) name="${1#*=}"; shift ;;
     --model-path) value "$@"; model_path="$2"; shift 2 ;;
     --model-path=*) model_path="${1#*=}"; shift ;;
-    --gpus) value "$@"; gpus="$2"; shift 2 ;;
-    --gpus=*) gpus="${1#*=}"; shift ;;
-    --dry-run) dry_run=1; shift ;;
-    -h | --help) usage; exit 0 ;;
     *) extra+=("$1"); shift ;;
   esac
 done
 
-[[ "$name" =~ ^[A-Za-z0-9._-]+$ ]] || fail "--name must be letters, digits, '.', '_' or '-', got '$name'"
-[[ "$gpus" =~ ^[1-9][0-9]*$ ]] || fail "--gpus must be a positive integer, got '$gpus'"
+check_common
 if [[ -n "$model_path" && $dry_run -eq 0 && ! -d "$model_path" ]]; then
   fail "--model-path '$model_path' is not a folder (a local Qwen2.5-VL copy; nothing is downloaded)"
 fi
@@ -63,23 +53,4 @@ if [[ -n "$model_path" ]]; then
          "agent.min_pixels=3136" "agent.max_pixels=313600" "agent.image_size=384" "agent.lr_vision=5e-6"
          "optim.lr=2e-5" "distributed=fsdp")
 fi
-
-nodes=${SLURM_NNODES:-1}
-cmd=("${PYTHON:-python}" "$ROOT/trainers/run.py")
-if (( nodes > 1 )); then
-  master=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
-  cmd=(srun --kill-on-bad-exit=1 "${TORCHRUN:-torchrun}" --nnodes "$nodes" --nproc_per_node "$gpus"
-       --rdzv_id "${SLURM_JOB_ID}" --rdzv_backend c10d --rdzv_endpoint "$master:${MASTER_PORT:-29500}"
-       "$ROOT/trainers/run.py" resume=true device=cuda)
-elif (( gpus > 1 )); then
-  cmd=("${TORCHRUN:-torchrun}" --nnodes 1 --nproc_per_node "$gpus" "$ROOT/trainers/run.py")
-fi
-cmd+=("${args[@]}" ${extra[@]+"${extra[@]}"})
-
-if (( dry_run )); then
-  printf '%q ' "${cmd[@]}"
-  echo
-  exit 0
-fi
-cd "$ROOT"
-exec "${cmd[@]}"
+launch "${args[@]}"
