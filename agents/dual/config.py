@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from agents.navdp.config import PAPER_SIZES as NAVDP_PAPER_SIZES
 from agents.policy_config import check_positive_ints
 
 #: System-1 heads.
@@ -23,22 +24,12 @@ PATH_SPACING = 0.1
 #: The xy of a step is scaled by this in the training target (0.1 m -> 0.4).
 XY_SCALE = 4.0
 
-#: Overrides turning the defaults into the anchor's model (System 2's size is its checkpoint's).
+#: Overrides turning the defaults into the anchor's model (System 2's size is its checkpoint's): NavDP's
+#: published backbone and decoder (its frozen-RGB switch aside: DualVLN trains its RGB encoder), then the
+#: dual heads' own parts.
 PAPER_SIZES: dict[str, Any] = {
-    "image_size": 224,
-    "patch_size": 14,
-    "vit_dim": 384,
-    "vit_layers": 12,
-    "vit_heads": 6,
-    "vit_pos_grid": 37,
-    "token_dim": 384,
+    **{k: v for k, v in NAVDP_PAPER_SIZES.items() if k != "rgb_trainable"},
     "goal_mlp": [896, 448],
-    "compress_layers": 2,
-    "compress_heads": 8,
-    "compress_ffn": 2048,
-    "decoder_layers": 16,
-    "decoder_heads": 8,
-    "decoder_ffn": 1536,
     "memory_layers": 3,
     "memory_heads": 6,
     "qformer_queries": 32,
