@@ -328,11 +328,20 @@ class Agent(nn.Module, abc.ABC):
         return []
 
     @classmethod
-    def load(cls, directory: str | os.PathLike, device: torch.device | str | None = None) -> Agent:
+    def load(
+        cls,
+        directory: str | os.PathLike,
+        device: torch.device | str | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> Agent:
         """Rebuild an agent written by :meth:`save`; the class is looked up by the saved name.
 
+        ``overrides`` replace fields of the saved config before the agent is built (acting settings such as
+        NavDP's ``selection`` or ``n_waypoints``); one that changes the network's shape fails on the weights.
+
         Raises:
-            FileNotFoundError: a file is missing. ValueError: a file is damaged or does not fit; both name it.
+            FileNotFoundError: a file is missing. ValueError: a file is damaged or does not fit, or an
+                override is not a field; all name it.
         """
         directory = Path(directory)
         config_path = directory / CONFIG_FILE
@@ -346,13 +355,15 @@ class Agent(nn.Module, abc.ABC):
         agent_class = AGENTS.get(meta["name"])
         if not issubclass(agent_class, cls):
             raise TypeError(f"{config_path}: agent {meta['name']!r} is not a {cls.__name__}")
-        config = config_from_dict(agent_class.config_class, meta["config"], source=str(config_path))
+        data = {**meta["config"], **dict(overrides or {})}
+        source = str(config_path) + (f" with overrides {dict(overrides)}" if overrides else "")
+        config = config_from_dict(agent_class.config_class, data, source=source)
         agent = agent_class._build_for_load(config, meta.get("vocab"), directory)
         state = read_weights(directory)
         try:
             agent.load_state_dict(state, strict=True)
         except RuntimeError as err:
-            raise ValueError(f"{directory}: weights do not match the agent in {config_path}: {err}") from None
+            raise ValueError(f"{directory}: weights do not match the agent in {source}: {err}") from None
         return agent.to(device) if device is not None else agent
 
     @classmethod
@@ -385,6 +396,10 @@ def make_agent(name: str, config: Any = None, **kwargs: Any) -> Agent:
     return agent_class(config, **kwargs)
 
 
-def load_agent(directory: str | os.PathLike, device: torch.device | str | None = None) -> Agent:
+def load_agent(
+    directory: str | os.PathLike,
+    device: torch.device | str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Agent:
     """Alias of :meth:`Agent.load`."""
-    return Agent.load(directory, device=device)
+    return Agent.load(directory, device=device, overrides=overrides)

@@ -9,7 +9,9 @@ What is evaluated (:func:`agent_entries`):
 - ``checkpoint=PATH``: an agent rebuilt from its own saved config and weights. ``PATH`` is an agent folder
   (``config.json`` + ``model.safetensors``), a checkpoint ``<run>/checkpoints/<step>`` (or ``.../last``), a
   run folder (its latest checkpoint) or its ``checkpoints/`` folder. With ``agent=NAME`` as well, the saved
-  agent must be a ``NAME``.
+  agent must be a ``NAME``, and the ``agent.<field>=...`` given on the command line replace those fields of
+  the saved config (acting settings: ``checkpoint=... agent=navdp agent.selection=random``); the others
+  keep their saved values, and one that changes the network fails on the weights, naming the field.
 - ``agent=NAME`` alone: a built-in agent that needs no weights (``expert``, ``random``, ``forward``), with
   ``agent.<field>=...`` overrides of its config.
 - ``agents=[expert,random,runs/x/checkpoints/last]``: several, each a built-in name or a path as above,
@@ -30,6 +32,8 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from agents import AGENTS, load_agent, make_agent
+from agents.base import CONFIG_FILE
+from agents.checkpoints import read_json
 from agents.hydra_configs import register_agent_configs
 from benchmarks.base import BENCHMARKS, EpisodeBenchmark
 
@@ -138,8 +142,26 @@ class AgentEntry:
     camera: dict[str, Any] | None = None
 
 
-def agent_entries(cfg: DictConfig) -> list[AgentEntry]:
+def explicit_agent_fields(overrides: list[str], cfg: DictConfig) -> dict[str, Any]:
+    """``{field: value}`` of the ``agent.<field>=...`` among command-line ``overrides`` (Hydra's task
+    overrides), the values as composed into ``cfg.agent``; a nested key names its top-level field."""
+    fields: dict[str, Any] = {}
+    for override in overrides:
+        key = override.lstrip("+~").split("=", 1)[0]
+        if key.startswith("agent.") and cfg.agent is not None:
+            name = key.split(".")[1]
+            value = cfg.agent[name]
+            fields[name] = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+    return fields
+
+
+def agent_entries(cfg: DictConfig, checkpoint_overrides: dict[str, Any] | None = None) -> list[AgentEntry]:
     """The agents ``cfg`` asks for (see the module docstring), with unique labels.
+
+    Args:
+        cfg: the composed eval config.
+        checkpoint_overrides: fields replaced in the saved config of a checkpoint of agent ``cfg.agent.name``
+            (:func:`explicit_agent_fields` of the command line).
 
     Raises:
         ValueError: nothing to evaluate, a trainable agent without checkpoint, or a name/checkpoint mismatch.
@@ -148,7 +170,7 @@ def agent_entries(cfg: DictConfig) -> list[AgentEntry]:
     sources = list(cfg.agents) or [cfg.checkpoint or (cfg.agent.name if cfg.agent is not None else None)]
     if sources == [None]:
         raise ValueError("nothing to evaluate: give agent=NAME, checkpoint=PATH or agents=[NAME_OR_PATH,...]")
-    entries = [_entry(str(s), cfg) for s in sources]
+    entries = [_entry(str(s), cfg, checkpoint_overrides or {}) for s in sources]
     seen: dict[str, int] = {}
     for entry in entries:
         seen[entry.label] = seen.get(entry.label, 0) + 1
@@ -156,7 +178,7 @@ def agent_entries(cfg: DictConfig) -> list[AgentEntry]:
     return entries
 
 
-def _entry(source: str, cfg: DictConfig) -> AgentEntry:
+def _entry(source: str, cfg: DictConfig, checkpoint_overrides: dict[str, Any]) -> AgentEntry:
     node = cfg.agent
     if source in AGENTS and not Path(source).exists():
         if AGENTS.get(source).is_trainable:
@@ -167,13 +189,23 @@ def _entry(source: str, cfg: DictConfig) -> AgentEntry:
         overrides = OmegaConf.to_container(node) if node is not None and node.name == source else None
         return AgentEntry(source, make_agent(source, overrides))
     agent_dir = find_agent_dir(Path(source))
-    agent = load_agent(agent_dir, device=cfg.device)
-    if node is not None and not cfg.agents and node.name != agent.name:
-        raise ValueError(f"agent={node.name} but {agent_dir} holds a {agent.name!r} agent")
+    saved = agent_name(agent_dir)
+    if node is not None and not cfg.agents and node.name != saved:
+        raise ValueError(f"agent={node.name} but {agent_dir} holds a {saved!r} agent")
+    overrides = checkpoint_overrides if node is not None and node.name == saved else None
+    agent = load_agent(agent_dir, device=cfg.device, overrides=overrides)
+    if overrides:
+        logger.info("%s: saved config with %s", agent_dir, overrides)
     checkpoint = agent_dir.parent if agent_dir.name == "agent" else agent_dir
     run_dir = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else None
     label = agent.name if run_dir is None else f"{agent.name}-{run_dir.name}-{checkpoint.name}"
     return AgentEntry(label, agent, checkpoint, run_dir, training_camera(checkpoint, run_dir))
+
+
+def agent_name(agent_dir: Path) -> str | None:
+    """The registry name saved in an agent folder's ``config.json`` (None when it has none)."""
+    meta = read_json(agent_dir / CONFIG_FILE, "an object with 'name', 'config' and 'vocab'")
+    return meta.get("name") if isinstance(meta, dict) else None
 
 
 def training_camera(checkpoint: Path, run_dir: Path | None) -> dict[str, Any] | None:

@@ -17,10 +17,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import hydra  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from agents.hydra_configs import check_known_keys  # noqa: E402
-from benchmarks.config import agent_entries, build_benchmark, output_dirs, register_configs  # noqa: E402
+from benchmarks.config import (  # noqa: E402
+    agent_entries,
+    build_benchmark,
+    explicit_agent_fields,
+    output_dirs,
+    register_configs,
+)
 from benchmarks.report import write_report  # noqa: E402
 from envs.fileio import atomic_write, removed_on_failure  # noqa: E402
 
@@ -32,7 +39,7 @@ register_configs()
 def main(cfg: DictConfig) -> None:
     """Evaluate every agent of ``cfg`` on the same episodes, then write the report."""
     check_known_keys(cfg)
-    entries = agent_entries(cfg)
+    entries = agent_entries(cfg, explicit_agent_fields(list(HydraConfig.get().overrides.task), cfg))
     bench = build_benchmark(cfg)
     out, dirs = output_dirs(cfg, [e.label for e in entries])
     # A failed evaluation (a bad scene or start shows only when its episode runs) leaves nothing behind.

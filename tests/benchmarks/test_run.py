@@ -1,5 +1,6 @@
 """The evaluation entry point: composition, strict keys, agents from names and checkpoints, a full run."""
 
+import dataclasses
 import gzip
 import json
 import os
@@ -17,7 +18,13 @@ from agents import make_agent
 from agents.checkpoints import write_checksums
 from agents.hydra_configs import check_known_keys
 from benchmarks.base import BENCHMARKS
-from benchmarks.config import BenchmarkConfig, agent_entries, find_agent_dir, register_configs
+from benchmarks.config import (
+    BenchmarkConfig,
+    agent_entries,
+    explicit_agent_fields,
+    find_agent_dir,
+    register_configs,
+)
 from envs.datasets.r2r import load_episodes
 from trainers.metrics import MetricsLogger
 
@@ -96,6 +103,20 @@ def test_checkpoints_are_found_from_every_form(run_dir):
     assert entry.agent.name == "cma" and entry.camera == {"width": 48, "height": 40, "hfov": 80.0}
     with pytest.raises(ValueError, match="seq2seq"):
         agent_entries(_compose("agent=seq2seq", f"checkpoint={run_dir}"))
+
+
+def test_command_line_agent_fields_replace_those_of_a_checkpoint(run_dir):
+    saved = agent_entries(_compose("agent=cma", f"checkpoint={run_dir}"))[0].agent.config
+    line = ["agent=cma", f"checkpoint={run_dir}", "agent.inflection_weight=1.5"]
+    cfg = _compose(*line)
+    fields = explicit_agent_fields(line, cfg)
+    assert fields == {"inflection_weight": 1.5}  # only what the command line names, not the YAML's defaults
+    (entry,) = agent_entries(cfg, fields)
+    assert entry.agent.config.inflection_weight == 1.5 != saved.inflection_weight
+    assert dataclasses.replace(entry.agent.config, inflection_weight=saved.inflection_weight) == saved
+    line = ["agent=cma", f"checkpoint={run_dir}", "agent.hidden_size=8"]  # a new shape: the weights fail
+    with pytest.raises(ValueError, match="hidden_size"):
+        agent_entries(_compose(*line), explicit_agent_fields(line, _compose(*line)))
 
 
 def _run(*args, cwd):
