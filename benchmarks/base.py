@@ -17,7 +17,8 @@ Files written to ``out_dir`` (each atomically: a temporary file renamed into pla
   ``termination`` (``stop``, ``arrival``, ``stuck`` or ``timeout``), ``reference_length`` (metres along the
   reference path), ``geodesic_distance`` (start-goal, metres), ``positions`` ((T+1, 3) metres),
   ``total_reward`` and ``video`` (a path or null).
-- ``summary.json``: ``benchmark``, ``task``, ``agent``, ``label``, ``checkpoint``, ``split``, ``dataset``,
+- ``summary.json``: ``benchmark``, ``task``, ``agent``, ``label``, ``agent_config`` (the agent's config as
+  it acted, command-line overrides included; null for a bare policy), ``checkpoint``, ``split``, ``dataset``,
   ``dataset_digest`` (and ``dataset_mismatch`` when the checkpoint was trained on other data, see
   :mod:`benchmarks.provenance`), ``seed``, ``count``, ``episode_ids``, ``metrics`` (the mean of every
   per-episode metric, non-finite navigation errors dropped as in :func:`envs.tasks.measures.aggregate`),
@@ -30,6 +31,7 @@ Files written to ``out_dir`` (each atomically: a temporary file renamed into pla
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import logging
@@ -349,6 +351,7 @@ class EpisodeBenchmark:
             "task": self.task,
             "agent": agent_label(agent),
             "label": label or agent_label(agent),
+            "agent_config": agent_config(agent),
             "checkpoint": None if checkpoint is None else str(checkpoint),
             "split": self.split,
             "dataset": str(self.dataset.source),
@@ -363,6 +366,14 @@ class EpisodeBenchmark:
             "camera": {"width": cam.width, "height": cam.height, "hfov": cam.hfov},
             "world_size": world,
         }
+
+
+def agent_config(agent: Any) -> dict[str, Any] | None:
+    """The agent's config as a dict (its acting settings included), or None for a bare policy."""
+    config = getattr(agent, "config", None)
+    if config is None or not dataclasses.is_dataclass(config):
+        return None
+    return json.loads(json.dumps(dataclasses.asdict(config), default=str))
 
 
 def _load(episodes: str | Path | R2RDataset, scenes_dir: str | Path | None) -> R2RDataset:

@@ -146,6 +146,18 @@ def test_command_line_compares_agents_in_one_call(tiny_dataset, run_dir, tmp_pat
     assert (out / "config.yaml").is_file()
 
 
+def test_command_line_agent_field_reaches_the_checkpoints_config_and_summary(tiny_dataset, run_dir, tmp_path):
+    out = tmp_path / "override"
+    proc = _run(
+        f"checkpoint={run_dir}", "agent=cma", "agent.inflection_weight=1.5", f"data.dir={tiny_dataset}",
+        "benchmark.n_episodes=1", "benchmark.max_episode_steps=10", "benchmark.n_videos=0", "report=false",
+        f"out_dir={out}", "progress=false", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["agent_config"]["inflection_weight"] == 1.5 and summary["agent_config"]["name"] == "cma"
+
+
 def test_command_line_fails_on_an_unknown_key(tmp_path):
     proc = _run("agent=random", "benchmark.n_episode=3", cwd=tmp_path)
     assert proc.returncode != 0
