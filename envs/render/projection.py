@@ -83,24 +83,42 @@ def project(
     return Projection(rows=rows, cols=cols, depth=depth, in_view=np.asarray(in_view, bool))
 
 
-def visible(projection: Projection, depth_image: np.ndarray, tolerance: float = 0.1) -> np.ndarray:
+#: Occlusion tolerance: a surface hides a point when it lies more than ``max(OCCLUSION_MIN, OCCLUSION_FRACTION
+#: x the point's depth)`` in front of it, so the floor seen at a grazing angle does not hide its own points.
+OCCLUSION_MIN = 0.1
+OCCLUSION_FRACTION = 0.05
+
+
+def visible(
+    projection: Projection,
+    depth_image: np.ndarray,
+    tolerance: float | np.ndarray | None = None,
+    max_depth: float | None = None,
+) -> np.ndarray:
     """(N,) bool: in view and not hidden, i.e. the rendered depth at the point's pixel is at least the point's
     depth minus ``tolerance`` metres.
 
     Args:
         projection: the points' :func:`project` result for the camera that drew ``depth_image``.
         depth_image: (H, W) or (H, W, 1) z-depth in metres from that camera at that pose.
-        tolerance: metres a surface may lie in front of the point before it counts as occluding it.
+        tolerance: metres (scalar or per point) a surface may lie in front of the point before it counts as
+            occluding it; None: ``max(0.1 m, 5 % of the point's depth)``.
+        max_depth: the camera's depth range: a point beyond it is compared at it (where the image saturates).
     """
     d = np.asarray(depth_image, dtype=np.float64)
     d = d[..., 0] if d.ndim == 3 else d
     out = projection.in_view.copy()
     if not out.any():
         return out
+    depth = np.nan_to_num(projection.depth)
+    if max_depth is not None:
+        depth = np.minimum(depth, max_depth)
+    if tolerance is None:
+        tolerance = np.maximum(OCCLUSION_MIN, OCCLUSION_FRACTION * depth)
     px = projection.pixels()
     rows = np.clip(px[:, 0], 0, d.shape[0] - 1)
     cols = np.clip(px[:, 1], 0, d.shape[1] - 1)
-    out &= d[rows, cols] >= projection.depth - tolerance
+    out &= d[rows, cols] >= depth - tolerance
     return out
 
 

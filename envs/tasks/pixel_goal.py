@@ -129,7 +129,7 @@ def choose_pixel_goal(
     if not len(points):
         return -1, (-1, -1)
     proj = project(camera, position, rotation, points)
-    seen = visible(proj, depth, tolerance=np.maximum(0.1, 0.05 * np.nan_to_num(proj.depth)))
+    seen = visible(proj, depth)
     if not seen.any():
         return -1, (-1, -1)
     first = int(np.argmax(seen))
@@ -230,13 +230,7 @@ def pixel_goal_mask(
     """
     cam = dataclasses.replace(camera, pitch=camera.pitch + tilt) if tilt else camera
     proj = project(cam, position, rotation, np.asarray(goal, np.float64).reshape(1, 3))
-    d = np.asarray(depth, np.float64)
-    d = d[..., 0] if d.ndim == 3 else d
-    seen = bool(proj.in_view[0])
-    if seen:
-        r, c = proj.pixels()[0]
-        goal_depth = min(float(proj.depth[0]), cam.max_depth)
-        seen = d[r, c] >= goal_depth - (0.1 + 0.05 * goal_depth)
+    seen = visible(proj, depth, max_depth=cam.max_depth)
     radius = max(1, int(round(BOX_FRACTION * cam.width)))
-    mask = point_mask(proj, np.array([seen]), cam.height, cam.width, radius)
-    return mask, seen
+    mask = point_mask(proj, seen, cam.height, cam.width, radius)
+    return mask, bool(seen[0])
