@@ -18,6 +18,9 @@ so an interrupted run continues where it stopped (``--dry-run`` lists them with 
    evaluation (``eval/final/summary.json``); a run with a checkpoint is continued with ``resume=true``.
    ``evaluate <key>-s<seed>`` follows it (``benchmarks/run.py checkpoint=<run>/checkpoints/last``) ->
    ``OUT/eval/<key>-s<seed>``; done when its ``summary.json`` is that of the run's latest checkpoint.
+   A run folder whose ``config.yaml`` differs from the config the command resolves to today (another
+   experiment file, a changed default) is refused, naming the keys, before anything runs: its numbers would
+   not be today's code.
 5. ``tables``: ``OUT/results/results.md`` (per benchmark one table, mean ± std over seeds where there are
    several, single runs as is; the dataset digest, the code version, the command), ``results.json``, and
    ``python -m benchmarks.report``'s ``report.md`` and plots beside them, all made from the run and
@@ -58,6 +61,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -168,7 +173,8 @@ class Run:
 @dataclass
 class Stage:
     """One step: ``command`` (a subprocess, built when it runs) and then ``after`` (in this process); ``run``
-    names the row member whose training and evaluation it is (stages of one run go in order)."""
+    names the row member whose training and evaluation it is (stages of one run go in order); ``stale`` says
+    why output already there was made by another configuration (None: it was not, or there is none)."""
 
     name: str
     output: Path
@@ -176,6 +182,7 @@ class Stage:
     command: Callable[[], list[str]] | None = None
     after: Callable[[], None] | None = None
     run: str | None = None
+    stale: Callable[[], str | None] | None = None
 
 
 @dataclass
@@ -256,22 +263,18 @@ class Results:
     def _train_stage(self, run: Run) -> Stage:
         folder = self.run_dir(run)
 
-        def command() -> list[str]:
+        def overrides() -> list[str]:
             extra = dict(run.entry.preset_train).get(self.preset_name, ())
-            overrides = merge_overrides(self.preset.train, run.entry.train, extra)
             where = [f"data.dir={self.data}", f"data.init_store={self.expert}", f"run_dir={folder}"]
+            return [*merge_overrides(self.preset.train, run.entry.train, extra), *where, f"seed={run.seed}"]
+
+        def command() -> list[str]:
             resume = "true" if _latest(folder) is not None else "false"
-            return [
-                sys.executable,
-                "trainers/run.py",
-                *overrides,
-                *where,
-                f"seed={run.seed}",
-                f"resume={resume}",
-            ]
+            return [sys.executable, "trainers/run.py", *overrides(), f"resume={resume}"]
 
         done = (folder / "eval" / "final" / "summary.json").is_file
-        return Stage(f"train {run.name}", folder, done, command, run=run.name)
+        stale = _bind(stale_run, folder, overrides)
+        return Stage(f"train {run.name}", folder, done, command, run=run.name, stale=stale)
 
     def _evaluate_stage(self, run: Run) -> Stage:
         folder, trained = self.eval_dir(run), self.run_dir(run)
@@ -317,6 +320,69 @@ def merge_overrides(*groups: tuple[str, ...]) -> list[str]:
         for override in group:
             merged[override.split("=", 1)[0]] = override
     return list(merged.values())
+
+
+#: Keys of a run's config that do not change what it trains.
+RUN_KEYS = ("run_dir", "resume", "overwrite")
+
+
+def stale_run(folder: Path, overrides: Callable[[], list[str]]) -> str | None:
+    """Why the run in ``folder`` was trained with another config than ``overrides`` resolve to today (the
+    differing keys), or None when it was not (or there is no run yet). A key the run's ``config.yaml`` lacks
+    (a field added since) counts as the same when today's value is its default."""
+    saved_path = folder / "config.yaml"
+    if not saved_path.is_file():
+        return None
+    saved = yaml.safe_load(saved_path.read_text()) or {}
+    today = resolved_train_config(overrides())
+    base = resolved_train_config(
+        [f"agent={today['agent']['name']}", f"trainer={today['trainer']['name']}", "data.dir=."]
+    )
+    differing = []
+    for key, new in _flatten(today).items():
+        if key in RUN_KEYS:
+            continue
+        old = _flatten(saved).get(key, _MISSING)
+        if old is _MISSING and new == _flatten(base).get(key, _MISSING):
+            continue
+        if old != new:
+            differing.append(f"{key}: {'absent' if old is _MISSING else repr(old)} -> {new!r}")
+    if not differing:
+        return None
+    return (
+        f"{folder} was trained with another config than this command resolves to today ("
+        + "; ".join(differing[:8])
+        + (f"; {len(differing) - 8} more" if len(differing) > 8 else "")
+        + "): move it away to retrain it, or use another --out"
+    )
+
+
+_MISSING = object()
+
+
+def resolved_train_config(overrides: list[str]) -> dict:
+    """The config ``trainers/run.py <overrides>`` trains with, as its run folder's ``config.yaml`` has it."""
+    from hydra import compose, initialize_config_dir
+
+    from trainers.config import register_configs, to_config, to_dict
+
+    register_configs()
+    with _HYDRA_LOCK, initialize_config_dir(str(ROOT / "configs"), version_base="1.3"):
+        return to_dict(to_config(compose("train", overrides=overrides)))
+
+
+#: Hydra's compose API keeps global state: one composition at a time (``--jobs`` runs stages in threads).
+_HYDRA_LOCK = threading.Lock()
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def _bind(fn: Callable, *args) -> Callable[[], object]:
@@ -403,6 +469,9 @@ def execute(results: Results, dry_run: bool = False, jobs: int = 1) -> None:
     stages = results.stages()
     if dry_run:
         for stage in stages:
+            if stage.stale and (why := stage.stale()):
+                print(f"[stale] {stage.name}: {why}")
+                continue
             done = stage.is_done()
             command = None if done or stage.command is None else stage.command()
             print(
@@ -451,6 +520,8 @@ class StageRunner:
 
     def run(self, stage: Stage, log: Path | None = None) -> None:
         """Run ``stage`` (its output to ``log`` when given, else the terminal); SystemExit when it fails."""
+        if stage.stale and (why := stage.stale()):
+            raise SystemExit(f"error: stage {stage.name!r}: {why}")
         if stage.is_done():
             logger.info("skip %s: %s is complete", stage.name, stage.output)
             return

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from benchmarks.tables import ResultRow, format_stat, results_table
 from envs.datasets.digest import dataset_digest
@@ -81,6 +82,19 @@ def test_results_end_to_end_resumes_and_skips_finished_stages(tmp_path):
     assert _ran(log) == [] and len(re.findall(r"results: skip ", log)) == len(first)
     assert before == {p: p.stat().st_mtime_ns for p in [out / "stages.json", *out.glob("results/*")]}
     assert _run(out, "--dry-run").count("[done]") == len(first)
+
+    # A run trained with another config than the command resolves to today is refused, naming the key.
+    saved = out / "runs" / "cma-s1" / "config.yaml"
+    text = saved.read_text()
+    changed = yaml.safe_load(text)
+    changed["optim"]["weight_decay"] = 0.5
+    saved.write_text(yaml.safe_dump(changed))
+    assert "[stale] train cma-s1" in _run(out, "--dry-run")
+    command = [sys.executable, "scripts/results.py", "--preset", "tiny", "--out", str(out), "--only", "cma"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0 and "optim.weight_decay: 0.5 -> 0.0" in done.stderr
+    saved.write_text(text)
 
 
 def test_rows_of_several_seeds_show_mean_and_sample_std():
