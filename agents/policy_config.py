@@ -101,6 +101,9 @@ class VLNPolicyConfig:
         progress_monitor: train a progress head ``tanh(Linear(hidden → 1))`` with MSE when the batch has
             ``progress``.
         progress_alpha: weight of the progress loss.
+        progress_stop: acting: STOP when the progress head predicts at least this (the agent believes it
+            has arrived), whatever the action head says; None: the action head alone decides (VLN-CE).
+            Needs ``progress_monitor``.
     """
 
     name: str = ""
@@ -133,6 +136,7 @@ class VLNPolicyConfig:
     inflection_weight: float = 3.2
     progress_monitor: bool = True
     progress_alpha: float = 1.0
+    progress_stop: float | None = None
 
     @classmethod
     def paper(cls, **overrides: Any) -> VLNPolicyConfig:
@@ -154,6 +158,9 @@ class VLNPolicyConfig:
                 self._fail(field, f"> {minimum}")
         if not self.progress_alpha >= 0.0:
             self._fail("progress_alpha", ">= 0")
+        stop = self.progress_stop
+        if stop is not None and not (self.progress_monitor and -1.0 < stop <= 1.0):
+            self._fail("progress_stop", "null, or in (-1, 1] with progress_monitor=true")
         for field, choices in (
             ("depth_backbone", tuple(BACKBONES)),
             ("rgb_backbone", tuple(BACKBONES)),

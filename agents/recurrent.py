@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from agents.base import NUM_ACTIONS, Agent, VocabLike, as_tensor, to_numpy
+from agents.base import NUM_ACTIONS, STOP, Agent, VocabLike, as_tensor, to_numpy
 from agents.encoders.instruction import load_glove_embeddings
 from agents.layers import CategoricalHead
 from agents.losses import progress_loss, weighted_action_loss
@@ -140,7 +140,8 @@ class RecurrentVLNAgent(Agent, abstract=True):
         self._prev_actions = actions
 
     def _step_logits(self, obs: Mapping[str, Any]) -> Tensor:
-        """(B, NUM_ACTIONS) logits of one step; advances the recurrent state."""
+        """(B, NUM_ACTIONS) logits of one step; advances the recurrent state (and keeps the step's progress
+        prediction in ``_progress`` when the agent has a progress head)."""
         inputs = self.preprocess(obs)
         # An instruction is fixed for a whole episode: encode it once (the cache is cleared by reset()).
         texts = tuple(_texts(obs))
@@ -152,6 +153,8 @@ class RecurrentVLNAgent(Agent, abstract=True):
         features = {k: v.unsqueeze(1) for k, v in features.items()}
         prev = torch.as_tensor(self._prev_actions, device=self.device).unsqueeze(1)
         x, self._hidden = self.net(instruction, features, prev, self._hidden.to(self.device))
+        if self.config.progress_monitor:
+            self._progress = torch.tanh(self.net.progress_monitor(x[:, 0])).squeeze(-1)
         return self.action_distribution(x[:, 0])
 
     def act(self, obs: Mapping[str, Any], deterministic: bool = True) -> np.ndarray:
@@ -163,6 +166,8 @@ class RecurrentVLNAgent(Agent, abstract=True):
                 actions = logits.argmax(dim=-1)
             else:
                 actions = torch.distributions.Categorical(logits=logits).sample()
+            if self.config.progress_stop is not None:
+                actions = torch.where(self._progress >= self.config.progress_stop, STOP, actions)
         actions = actions.cpu().numpy().astype(np.int64)
         self._prev_actions = actions.copy()
         return actions

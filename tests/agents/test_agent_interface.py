@@ -221,3 +221,30 @@ def test_step_by_step_acting_matches_the_training_forward():
             torch.testing.assert_close(agent.action_logits(obs), sequence_logits[:, t], atol=1e-5, rtol=1e-4)
             agent.act(obs)
             agent.record_actions(batch["actions"][:, t])
+
+
+@pytest.mark.parametrize("name", ["seq2seq", "cma"])
+def test_progress_stop_stops_where_the_progress_head_reaches_the_threshold(name):
+    agent = build(name).eval()
+    rng = np.random.default_rng(9)
+    episode = [make_obs(rng) for _ in range(3)]
+    agent.reset(B)
+    plain = [agent.act(obs) for obs in episode]
+    progress = []
+    agent.reset(B)
+    for obs in episode:
+        agent.act(obs)
+        progress.append(agent._progress.clone())
+    # A threshold between the two slots' predictions at the last step stops exactly the slot above it.
+    last = progress[-1]
+    threshold = float(last.mean())
+    assert last.min() < threshold <= last.max()
+    agent.config.progress_stop = threshold
+    agent.reset(B)
+    for obs in episode[:-1]:
+        agent.act(obs)
+    stopped = agent.act(episode[-1])
+    above = (last >= threshold).numpy()
+    assert np.all(stopped[above] == 0) and np.array_equal(stopped[~above], plain[-1][~above])
+    with pytest.raises(ValueError, match="progress_stop"):
+        type(agent.config)(**{**agent.config.__dict__, "progress_monitor": False, "progress_stop": 0.9})
