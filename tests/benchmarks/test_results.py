@@ -66,10 +66,16 @@ def test_results_end_to_end_resumes_and_skips_finished_stages(tmp_path):
         run = out / "runs" / f"cma-s{seed}"
         assert json.loads((run / "dataset.json").read_text())["digest"] == digest
         assert summary["checkpoint"] == str((run / "checkpoints" / "last").resolve())
+        assert summary["agent_config"]["progress_stop"] == 0.8  # the row's acting setting
     assert (out / "results" / "report.md").is_file() and (out / "results" / "learning_curves.png").is_file()
 
     (out / "eval" / "cma-s1" / "summary.json").unlink()  # as if killed while evaluating
     assert _ran(_run(out)) == ["evaluate cma-s1", "tables"]
+    path = out / "eval" / "cma-s0" / "summary.json"  # an evaluation with other acting settings is redone
+    summary = json.loads(path.read_text())
+    summary["agent_config"]["progress_stop"] = None
+    path.write_text(json.dumps(summary))
+    assert _ran(_run(out)) == ["evaluate cma-s0", "tables"]
     for seed in (0, 1):  # both runs' evaluations again, side by side, each into its own log
         (out / "eval" / f"cma-s{seed}" / "summary.json").unlink()
     ran = _ran(_run(out, "--jobs", "2"))
