@@ -305,6 +305,11 @@ class Trainer(abc.ABC):
         """The aggregated training data (every round so far) in batches of this rank, shaped by the agent's
         ``sample``: length-bucketed padded trajectories, shuffled windows or shuffled pixel-goal queries."""
         d, spec = self.cfg.data, self.agent.sample
+        if d.augment and spec.kind != "trajectory":
+            raise ValueError(
+                f"data.augment colours whole trajectories; agent {self.cfg.agent.name!r} trains on "
+                f"{spec.kind!r} samples (a pixel-goal agent augments through its own SampleSpec.augment)"
+            )
         where = (self.store_dir, self.data_dir / "scenes", self.camera)
         common = {"extra_cameras": self.cameras[1:], "goal_camera": self.goal_camera, "frames": d.frames}
         common["transform"] = self.agent.item_transform()
@@ -320,11 +325,6 @@ class Trainer(abc.ABC):
             dataset = WindowDataset(*where, spec, **common)
             sampler = WindowBatchSampler(len(dataset), d.batch_size, **shard)
             return make_loader(dataset, sampler, d.num_workers, collate_windows), sampler
-        if d.augment and spec.kind != "trajectory":
-            raise ValueError(
-                f"data.augment colours whole trajectories; agent {self.cfg.agent.name!r} trains on "
-                f"{spec.kind!r} samples (a pixel-goal agent augments through its own SampleSpec.augment)"
-            )
         dataset = TrajectoryDataset(*where, **common, augment=d.augment, seed=self.cfg.seed)
         sampler = LengthBucketBatchSampler(
             dataset.lengths, d.batch_size, d.block_batches, **shard, with_epoch=d.augment

@@ -67,3 +67,12 @@ def test_the_benchmark_re_evaluates_the_checkpoint(run, tiny_dataset, tmp_path, 
     episodes = [json.loads(line) for line in (tmp_path / "eval" / "episodes.jsonl").read_text().splitlines()]
     actions = episodes[0]["actions"]
     assert 1 <= len(actions) <= 3 and all(np.array(a).shape == (3, 3) for a in actions)  # n_waypoints=3
+
+
+def test_trajectory_augmentation_is_refused_for_window_samples(tiny_dataset, tmp_path):
+    done = _run(
+        "trainers/run.py", "experiment=smoke_navdp", "agent=navdp", "trainer=bc", f"data.dir={tiny_dataset}",
+        "trainer.n_episodes=1", "trainer.epochs=1", "eval.every_epochs=0", "eval.final=false",
+        "data.augment=true", f"run_dir={tmp_path / 'run'}", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode != 0 and "data.augment colours whole trajectories" in done.stderr
