@@ -70,6 +70,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.tables import evaluation_inputs, load_row, results_page, row_record  # noqa: E402
 from envs.datasets.digest import dataset_identity  # noqa: E402
 from envs.fileio import atomic_write  # noqa: E402
+from trainers.run_folder import config_changes  # noqa: E402
 
 logger = logging.getLogger("results")
 
@@ -288,8 +289,10 @@ class Results:
             resume = "true" if _latest(folder) is not None else "false"
             return [sys.executable, "trainers/run.py", *overrides(), f"resume={resume}"]
 
+        def stale() -> str | None:
+            return config_changes(folder, overrides())
+
         done = (folder / "eval" / "final" / "summary.json").is_file
-        stale = _bind(stale_run, folder, overrides)
         return Stage(f"train {run.name}", folder, done, command, run=run.name, stale=stale)
 
     def _evaluate_stage(self, run: Run) -> Stage:
@@ -339,69 +342,6 @@ def merge_overrides(*groups: tuple[str, ...]) -> list[str]:
     return list(merged.values())
 
 
-#: Keys of a run's config that do not change what it trains.
-RUN_KEYS = ("run_dir", "resume", "overwrite")
-
-
-def stale_run(folder: Path, overrides: Callable[[], list[str]]) -> str | None:
-    """Why the run in ``folder`` was trained with another config than ``overrides`` resolve to today (the
-    differing keys), or None when it was not (or there is no run yet). A key the run's ``config.yaml`` lacks
-    (a field added since) counts as the same when today's value is its default."""
-    saved_path = folder / "config.yaml"
-    if not saved_path.is_file():
-        return None
-    saved = yaml.safe_load(saved_path.read_text()) or {}
-    today = resolved_train_config(overrides())
-    base = resolved_train_config(
-        [f"agent={today['agent']['name']}", f"trainer={today['trainer']['name']}", "data.dir=."]
-    )
-    differing = []
-    for key, new in _flatten(today).items():
-        if key in RUN_KEYS:
-            continue
-        old = _flatten(saved).get(key, _MISSING)
-        if old is _MISSING and new == _flatten(base).get(key, _MISSING):
-            continue
-        if old != new:
-            differing.append(f"{key}: {'absent' if old is _MISSING else repr(old)} -> {new!r}")
-    if not differing:
-        return None
-    return (
-        f"{folder} was trained with another config than this command resolves to today ("
-        + "; ".join(differing[:8])
-        + (f"; {len(differing) - 8} more" if len(differing) > 8 else "")
-        + "): move it away to retrain it, or use another --out"
-    )
-
-
-_MISSING = object()
-
-
-def resolved_train_config(overrides: list[str]) -> dict:
-    """The config ``trainers/run.py <overrides>`` trains with, as its run folder's ``config.yaml`` has it."""
-    from hydra import compose, initialize_config_dir
-
-    from trainers.config import register_configs, to_config, to_dict
-
-    register_configs()
-    with _HYDRA_LOCK, initialize_config_dir(str(ROOT / "configs"), version_base="1.3"):
-        return to_dict(to_config(compose("train", overrides=overrides)))
-
-
-#: Hydra's compose API keeps global state: one composition at a time (``--jobs`` runs stages in threads).
-_HYDRA_LOCK = threading.Lock()
-
-
-def _flatten(tree: dict, prefix: str = "") -> dict[str, object]:
-    out: dict[str, object] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict) and value:
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def _bind(fn: Callable, *args) -> Callable[[], object]:
     return lambda: fn(*args)
 
@@ -437,7 +377,7 @@ def _evaluated(folder: Path, run: Path | None, overrides: tuple[str, ...] = ()) 
         for key, value in (o.split("=", 1) for o in overrides)
         if key.startswith("agent.")
     }
-    same = all(acted.get(k, _MISSING) == v for k, v in wanted.items())
+    same = all(k in acted and acted[k] == v for k, v in wanted.items())
     return latest is not None and summary.get("checkpoint") == str(latest.resolve()) and same
 
 

@@ -6,6 +6,8 @@
   ``overwrite=true`` (empty it first), so two runs never mix their checkpoints, metrics and store.
 - :func:`holds_results` tells whether a failed run saved anything worth keeping; when it did not, the entry
   point removes what the run created (``envs.fileio.removed_on_failure``).
+- :func:`config_changes` says how a folder's saved run differs from the config a command's overrides resolve
+  to today (:func:`resolved_train_config`), so that a results table never shows a run of another config.
 
 Under ``torchrun`` every rank takes rank 0's folder and rank 0's verdict, and only rank 0 writes.
 """
@@ -14,8 +16,12 @@ from __future__ import annotations
 
 import logging
 import shutil
+import threading
 import time
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from trainers import distributed
 from trainers.config import TrainConfig
@@ -127,3 +133,63 @@ def holds_results(config: TrainConfig) -> bool:
         return True
     index = Path(config.data.store or run_dir / "store") / "index.jsonl"
     return index.is_file() and index.stat().st_size > 0
+
+
+#: Keys of a run's config that do not change what it trains.
+RUN_KEYS = ("run_dir", "resume", "overwrite")
+#: Hydra's compose API keeps global state: one composition at a time (callers may run in threads).
+_HYDRA_LOCK = threading.Lock()
+
+
+def resolved_train_config(overrides: list[str]) -> dict[str, Any]:
+    """The config ``trainers/run.py <overrides>`` trains with, as its run folder's ``config.yaml`` has it."""
+    from hydra import compose, initialize_config_dir
+
+    from trainers.config import register_configs, to_config, to_dict
+
+    register_configs()
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    with _HYDRA_LOCK, initialize_config_dir(str(configs), version_base="1.3"):
+        return to_dict(to_config(compose("train", overrides=overrides)))
+
+
+def config_changes(folder: Path, overrides: list[str]) -> str | None:
+    """Why the run in ``folder`` was trained with another config than ``trainers/run.py <overrides>``
+    resolves to today: the differing keys; None when it was not, or when the folder holds no run yet. A key
+    the run's ``config.yaml`` lacks (a field added since) counts as the same when today's value is its
+    default."""
+    saved_path = Path(folder) / "config.yaml"
+    if not saved_path.is_file():
+        return None
+    today = resolved_train_config(overrides)
+    saved, new = _flatten(yaml.safe_load(saved_path.read_text()) or {}), _flatten(today)
+    added = [k for k in new if k not in saved and k not in RUN_KEYS]
+    if added:  # the defaults, only when some key is new since the run
+        group = [f"agent={today['agent']['name']}", f"trainer={today['trainer']['name']}", "data.dir=."]
+        defaults = _flatten(resolved_train_config(group))
+        added = [k for k in added if k not in defaults or defaults[k] != new[k]]
+    differing = [
+        f"{k}: {saved[k]!r} -> {v!r}"
+        for k, v in new.items()
+        if k in saved and k not in RUN_KEYS and saved[k] != v
+    ] + [f"{k}: absent -> {new[k]!r}" for k in added]
+    if not differing:
+        return None
+    more = f"; {len(differing) - 8} more" if len(differing) > 8 else ""
+    return (
+        f"{folder} was trained with another config than this command resolves to today ("
+        + "; ".join(differing[:8])
+        + more
+        + "): move it away to retrain it, or use another --out"
+    )
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a.b": value}`` of a nested dict's leaves (an empty dict is a leaf)."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
