@@ -160,6 +160,15 @@ def test_act_returns_valid_waypoints_and_is_reproducible():
         agent.act(make_obs(rng, b=1))
 
 
+def plan_then_act(agent, obs):
+    """The agent's plan and its action for ``obs``, each from a fresh episode (the same noise and history)."""
+    with torch.inference_mode():
+        agent.reset(B)
+        planned = agent.plan(obs)
+        agent.reset(B)
+        return planned, agent.act(obs)
+
+
 def test_the_best_trajectory_by_the_critic_is_followed():
     paths = torch.arange(2 * 3 * 24 * 3, dtype=torch.float32).view(2, 3, 24, 3)
     best, index = select_best(paths, torch.tensor([[0.1, 0.7, -1.0], [2.0, 0.0, 1.9]]))
@@ -167,12 +176,7 @@ def test_the_best_trajectory_by_the_critic_is_followed():
         index.tolist() == [1, 0] and torch.equal(best[0], paths[0, 1]) and torch.equal(best[1], paths[1, 0])
     )
     agent = build(stop_threshold=-math.inf).eval()
-    obs = make_obs(np.random.default_rng(3))
-    with torch.inference_mode():
-        agent.reset(B)
-        planned = agent.plan(obs)
-        agent.reset(B)
-        actions = agent.act(obs)
+    planned, actions = plan_then_act(agent, make_obs(np.random.default_rng(3)))
     assert planned["paths"].shape == (B, 6, 24, 3) and planned["goal"] == "point"
     assert len(set(planned["values"].flatten().tolist())) > 1  # the critic tells the samples apart
     rows = planned["paths"][torch.arange(B), planned["values"].argmax(dim=1), :4].numpy()
@@ -301,12 +305,7 @@ def test_paper_parameter_counts_match_the_published_model():
 def test_the_critic_ablation_follows_a_random_sample_without_rotating():
     critic, ablation = build().eval(), build(selection="random", stop_threshold=1e9).eval()
     ablation.load_state_dict(critic.state_dict())
-    obs = make_obs(np.random.default_rng(8))
-    with torch.inference_mode():
-        ablation.reset(B)
-        planned = ablation.plan(obs)
-        ablation.reset(B)
-        actions = ablation.act(obs)
+    planned, actions = plan_then_act(ablation, make_obs(np.random.default_rng(8)))
     index = torch.randint(ablation.config.num_samples, (B,), generator=torch.Generator().manual_seed(0))
     rows = planned["paths"][torch.arange(B), index, :4].numpy()
     reach = np.array([2.0, 2.0, math.pi], np.float32)
