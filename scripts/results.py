@@ -26,7 +26,9 @@ so an interrupted run continues where it stopped (``--dry-run`` lists them with 
    ``python -m benchmarks.report``'s ``report.md`` and plots beside them, all made from the run and
    evaluation folders alone; done when ``results.json`` lists the same evaluations.
 
-``OUT/stages.json`` records for every stage when it finished, how long it took, and the git commit it ran on.
+With ``--jobs N`` the runs of step 4 proceed side by side, N at a time, the longest first (each entry's
+``cost``), each into ``OUT/logs/<stage>.log``. ``OUT/stages.json`` records for every stage when it finished,
+how long it took, and the git commit it ran on (:mod:`benchmarks.stages` runs and records the stages).
 ``OUT/plan.json`` holds the preset: a folder made with one preset is not continued with another.
 
 **Adding an agent** (RDP, NavDP, a System-2 or dual system): one :class:`Entry` in :data:`ENTRIES`: its
@@ -48,17 +50,11 @@ has the measured time of every stage.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
-import os
 import shlex
-import subprocess
 import sys
-import threading
-import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +63,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.stages import Stage, code_versions, execute, print_plan, read_json  # noqa: E402
 from benchmarks.tables import evaluation_inputs, load_row, results_page, row_record  # noqa: E402
 from envs.datasets.digest import dataset_identity  # noqa: E402
 from envs.fileio import atomic_write  # noqa: E402
@@ -92,6 +89,7 @@ class Entry:
         evaluate: ``benchmarks/run.py`` overrides of its evaluation (acting settings of the checkpoint, e.g.
             ``agent=cma agent.progress_stop=0.8``); its ``agent.<field>`` values must be in the summary's
             ``agent_config`` for the evaluation to count as done.
+        cost: its training time relative to CMA's (with ``--jobs`` the longest runs start first).
     """
 
     key: str
@@ -102,6 +100,7 @@ class Entry:
     benchmark: str = "vln_val_unseen"
     preset_train: tuple[tuple[str, tuple[str, ...]], ...] = ()
     evaluate: tuple[str, ...] = ()
+    cost: float = 1.0
 
 
 #: Acting setting of the recurrent VLN agents' evaluations: STOP where the progress head predicts at least
@@ -124,7 +123,13 @@ ENTRIES = (
         ("agent=cma", "ablation.blank=[vision]"),
         evaluate=("agent=cma", PROGRESS_STOP),
     ),
-    Entry("rdp", "RDP + DAgger", ("agent=rdp",), preset_train=(("tiny", ("experiment=smoke_rdp",)),)),
+    Entry(
+        "rdp",
+        "RDP + DAgger",
+        ("agent=rdp",),
+        preset_train=(("tiny", ("experiment=smoke_rdp",)),),
+        cost=2.0,  # trains at 0.45-0.65x CMA's samples/s (README, RDP section)
+    ),
     Entry("forward", "forward (37 × FORWARD, then STOP)", agent="forward"),
     Entry("random", "random", agent="random"),
 )
@@ -188,21 +193,6 @@ class Run:
 
 
 @dataclass
-class Stage:
-    """One step: ``command`` (a subprocess, built when it runs) and then ``after`` (in this process); ``run``
-    names the row member whose training and evaluation it is (stages of one run go in order); ``stale`` says
-    why output already there was made by another configuration (None: it was not, or there is none)."""
-
-    name: str
-    output: Path
-    is_done: Callable[[], bool]
-    command: Callable[[], list[str]] | None = None
-    after: Callable[[], None] | None = None
-    run: str | None = None
-    stale: Callable[[], str | None] | None = None
-
-
-@dataclass
 class Results:
     """A results run: its folder, preset, entries and seeds, and the stages that make it."""
 
@@ -252,7 +242,9 @@ class Results:
         py, p, data, expert = sys.executable, self.preset, self.data, self.expert
         generate = [py, "-m", "envs.datasets.generate", "--out", str(data), *p.generate]
         stages = [
-            Stage("generate", data, lambda: "digest" in (_json(data / "info.json") or {}), lambda: generate)
+            Stage(
+                "generate", data, lambda: "digest" in (read_json(data / "info.json") or {}), lambda: generate
+            )
         ]
         collect = [py, "-m", "trainers.data.collect", "--data", str(data), "--split", "train"]
         collect += ["--out", str(expert), "--n-episodes", str(p.expert_episodes), "--store-frames"]
@@ -293,7 +285,9 @@ class Results:
             return config_changes(folder, overrides())
 
         done = (folder / "eval" / "final" / "summary.json").is_file
-        return Stage(f"train {run.name}", folder, done, command, run=run.name, stale=stale)
+        return Stage(
+            f"train {run.name}", folder, done, command, run=run.name, stale=stale, cost=run.entry.cost
+        )
 
     def _evaluate_stage(self, run: Run) -> Stage:
         folder, trained = self.eval_dir(run), self.run_dir(run)
@@ -346,10 +340,6 @@ def _bind(fn: Callable, *args) -> Callable[[], object]:
     return lambda: fn(*args)
 
 
-def _json(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
 def _latest(run: Path) -> Path | None:
     from trainers.checkpoint import latest_checkpoint
 
@@ -367,7 +357,7 @@ def _collected(store: Path, n: int) -> bool:
 def _evaluated(folder: Path, run: Path | None, overrides: tuple[str, ...] = ()) -> bool:
     """``summary.json`` exists and, for a trained agent, is that of the run's latest checkpoint acting with
     the ``agent.<field>=value`` of ``overrides``."""
-    summary = _json(folder / "summary.json")
+    summary = read_json(folder / "summary.json")
     if summary is None or run is None:
         return summary is not None
     latest = _latest(run)
@@ -382,134 +372,8 @@ def _evaluated(folder: Path, run: Path | None, overrides: tuple[str, ...] = ()) 
 
 
 def _tables_done(results: Path, evals: list[Path]) -> bool:
-    found = _json(results / "results.json")
+    found = read_json(results / "results.json")
     return found is not None and found.get("inputs") == evaluation_inputs(evals)
-
-
-# ---------------------------------------------------------------------------------------------- bookkeeping
-def git_version() -> str:
-    """``<commit>`` of the checkout (``+uncommitted`` when files differ from it, ignored ones aside), or
-    ``unknown``."""
-    git = ["git", "-C", str(ROOT)]
-    try:
-        commit = subprocess.run([*git, "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True)
-        status = subprocess.run([*git, "status", "--porcelain"], capture_output=True)
-    except OSError:
-        return "unknown"
-    if commit.returncode:
-        return "unknown"
-    return commit.stdout.strip() + ("+uncommitted" if status.stdout.strip() else "")
-
-
-def record_stage(out: Path, stage: Stage, seconds: float, version: str) -> None:
-    """Add ``stage`` to ``OUT/stages.json``: the commit it ran on, when it finished, how long it took."""
-    records = _json(out / "stages.json") or {}
-    records[stage.name] = {
-        "code": version,
-        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "seconds": seconds,
-    }
-    atomic_write(out / "stages.json", (json.dumps(records, indent=2) + "\n").encode())
-
-
-def code_versions(out: Path) -> dict[str, str]:
-    """``{code version: the stages that ran on it}`` from ``OUT/stages.json``."""
-    groups: dict[str, list[str]] = {}
-    records = _json(out / "stages.json") or {}
-    for name, record in records.items():
-        groups.setdefault(record.get("code", "unknown"), []).append(name)
-    if len(groups) == 1:
-        return {code: "every stage" for code in groups}
-    return {code: ", ".join(names) for code, names in groups.items()}
-
-
-def execute(results: Results, dry_run: bool = False, jobs: int = 1) -> None:
-    """Run every stage that is not complete; ``dry_run`` prints them with their commands.
-
-    With ``jobs`` > 1 the rows' runs proceed side by side, up to ``jobs`` at a time, each run's training
-    followed by its evaluation (after ``generate`` and ``collect``, before ``tables``); their output goes to
-    ``OUT/logs/<stage>.log`` instead of the terminal. A failed run stops only itself; the others finish and
-    the command then exits with every failure.
-    """
-    stages = results.stages()
-    if dry_run:
-        for stage in stages:
-            if stage.stale and (why := stage.stale()):
-                print(f"[stale] {stage.name}: {why}")
-                continue
-            done = stage.is_done()
-            command = None if done or stage.command is None else stage.command()
-            print(
-                f"[{'done' if done else 'todo'}] {stage.name}"
-                + (f"\n    {shlex.join(command)}" if command else "")
-            )
-        return
-    runner = StageRunner(results.out)
-    chained = [i for i, stage in enumerate(stages) if stage.run is not None]
-    if jobs <= 1 or not chained:
-        for stage in stages:
-            runner.run(stage)
-        return
-    first, last = chained[0], chained[-1]
-    for stage in stages[:first]:
-        runner.run(stage)
-    chains: dict[str, list[Stage]] = {}
-    for stage in stages[first : last + 1]:
-        chains.setdefault(stage.run or stage.name, []).append(stage)
-    logs = results.out / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    failures: list[str] = []
-
-    def run_chain(chain: list[Stage]) -> None:
-        for stage in chain:
-            try:
-                runner.run(stage, logs / f"{stage.name.replace(' ', '-')}.log")
-            except SystemExit as failure:
-                failures.append(str(failure))
-                return
-
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        list(pool.map(run_chain, chains.values()))
-    if failures:
-        raise SystemExit("\n".join(failures))
-    for stage in stages[last + 1 :]:
-        runner.run(stage)
-
-
-class StageRunner:
-    """Runs one stage when it is not complete and records it in ``OUT/stages.json`` (thread-safe)."""
-
-    def __init__(self, out: Path) -> None:
-        self.out, self.version, self.lock = out, git_version(), threading.Lock()
-        self.env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-
-    def run(self, stage: Stage, log: Path | None = None) -> None:
-        """Run ``stage`` (its output to ``log`` when given, else the terminal); SystemExit when it fails."""
-        if stage.stale and (why := stage.stale()):
-            raise SystemExit(f"error: stage {stage.name!r}: {why}")
-        if stage.is_done():
-            logger.info("skip %s: %s is complete", stage.name, stage.output)
-            return
-        command = stage.command() if stage.command else None
-        logger.info("== %s -> %s%s", stage.name, stage.output, f" (log {log})" if log else "")
-        start = time.perf_counter()
-        if command:
-            with open(log, "ab") if log else contextlib.nullcontext() as sink:
-                where = {"stdout": sink, "stderr": subprocess.STDOUT} if log else {}
-                rc = subprocess.run(command, cwd=ROOT, env=self.env, **where).returncode
-            if rc:
-                where = f" (output: {log})" if log else ""
-                raise SystemExit(
-                    f"error: stage {stage.name!r} failed (exit {rc}){where}; rerun to continue: "
-                    + shlex.join(command)
-                )
-        if stage.after:
-            stage.after()
-        if not stage.is_done():
-            raise SystemExit(f"error: stage {stage.name!r} ended but {stage.output} is not complete")
-        with self.lock:
-            record_stage(self.out, stage, round(time.perf_counter() - start, 1), self.version)
-        logger.info("done %s", stage.name)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -545,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     out = (args.out or Path("runs/results") / args.preset).resolve()
     command = shlex.join(["python", "scripts/results.py", *argv])
     results = Results(out, args.preset, entries, seeds, command)
-    found = _json(out / "plan.json")
+    found = read_json(out / "plan.json")
     if found is not None and found.get("preset") != args.preset:
         parser.error(
             f"{out} holds a results run of preset {found.get('preset')!r}: use --preset "
@@ -553,9 +417,12 @@ def main(argv: list[str] | None = None) -> int:
         )
     if not args.dry_run and found is None:
         atomic_write(out / "plan.json", (json.dumps({"preset": args.preset}) + "\n").encode())
-    execute(results, args.dry_run, args.jobs)
-    if not args.dry_run:
-        logger.info("tables: %s", out / "results" / "results.md")
+    stages = results.stages()
+    if args.dry_run:
+        print_plan(stages)
+        return 0
+    execute(stages, out, args.jobs)
+    logger.info("tables: %s", out / "results" / "results.md")
     return 0
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from benchmarks.stages import Stage, run_order
 from benchmarks.tables import ResultRow, format_stat, results_table
 from envs.datasets.digest import dataset_digest
 
@@ -122,3 +123,28 @@ def test_an_entry_replaces_the_presets_value_of_a_key():
     assert len(set(keys)) == len(keys) and all(bool(e.train) != bool(e.agent) for e in results_script.ENTRIES)
     with pytest.raises(SystemExit):
         results_script.main(["--only", "cma,nonesuch", "--dry-run"])
+
+
+def test_side_by_side_runs_start_longest_first(tmp_path):
+    stages = [
+        Stage("a", tmp_path, lambda: False, run="a"),
+        Stage("train b", tmp_path, lambda: False, run="b", cost=2.0),
+        Stage("evaluate b", tmp_path, lambda: False, run="b"),
+        Stage("c", tmp_path, lambda: False, run="c", cost=3.5),
+        Stage("d", tmp_path, lambda: False, run="d"),
+    ]
+    assert [[s.name for s in chain] for chain in run_order(stages)] == [
+        ["c"],
+        ["train b", "evaluate b"],
+        ["a"],
+        ["d"],
+    ]
+    results = results_script.Results(
+        tmp_path, "default", list(results_script.ENTRIES), 3, "python scripts/results.py"
+    )
+    chains = run_order([s for s in results.stages() if s.run is not None])
+    names = [chain[0].name for chain in chains]
+    assert names[:2] == ["train rdp-s0", "train cma-s0"] and names[-2:] == [
+        "evaluate forward",
+        "evaluate random",
+    ]

@@ -1,0 +1,185 @@
+"""Resumable stages of a long command (``scripts/results.py``): run what is not complete, record what ran.
+
+A :class:`Stage` is one step: a subprocess of an existing entry point (built when it runs), then optional
+work in this process, skipped when its output is already complete. :func:`execute` runs a list of stages in
+order, or, with ``jobs`` > 1, the stages that belong to a named run (a training and its evaluation) side by
+side, up to ``jobs`` runs at a time, **longest first** (each stage carries an estimated ``cost``; running the
+long runs first keeps one long run from being left alone at the end, which would idle the other workers).
+:class:`StageRunner` records in ``OUT/stages.json`` when each stage finished, how long it took and the git
+commit it ran on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shlex
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from envs.fileio import atomic_write
+
+logger = logging.getLogger("results")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Stage:
+    """One step: ``command`` (a subprocess, built when it runs) and then ``after`` (in this process); ``run``
+    names the row member whose training and evaluation it is (stages of one run go in order); ``stale`` says
+    why output already there was made by another configuration (None: it was not, or there is none);
+    ``cost`` is its estimated duration relative to the others' (orders runs side by side, longest first)."""
+
+    name: str
+    output: Path
+    is_done: Callable[[], bool]
+    command: Callable[[], list[str]] | None = None
+    after: Callable[[], None] | None = None
+    run: str | None = None
+    stale: Callable[[], str | None] | None = None
+    cost: float = 1.0
+
+
+def read_json(path: Path) -> dict | None:
+    """The JSON object of ``path``, or None when there is no such file."""
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def git_version() -> str:
+    """``<commit>`` of the checkout (``+uncommitted`` when files differ from it, ignored ones aside), or
+    ``unknown``."""
+    git = ["git", "-C", str(ROOT)]
+    try:
+        commit = subprocess.run([*git, "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True)
+        status = subprocess.run([*git, "status", "--porcelain"], capture_output=True)
+    except OSError:
+        return "unknown"
+    if commit.returncode:
+        return "unknown"
+    return commit.stdout.strip() + ("+uncommitted" if status.stdout.strip() else "")
+
+
+def record_stage(out: Path, stage: Stage, seconds: float, version: str) -> None:
+    """Add ``stage`` to ``OUT/stages.json``: the commit it ran on, when it finished, how long it took."""
+    records = read_json(out / "stages.json") or {}
+    records[stage.name] = {
+        "code": version,
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "seconds": seconds,
+    }
+    atomic_write(out / "stages.json", (json.dumps(records, indent=2) + "\n").encode())
+
+
+def code_versions(out: Path) -> dict[str, str]:
+    """``{code version: the stages that ran on it}`` from ``OUT/stages.json``."""
+    groups: dict[str, list[str]] = {}
+    records = read_json(out / "stages.json") or {}
+    for name, record in records.items():
+        groups.setdefault(record.get("code", "unknown"), []).append(name)
+    if len(groups) == 1:
+        return {code: "every stage" for code in groups}
+    return {code: ", ".join(names) for code, names in groups.items()}
+
+
+def run_order(stages: list[Stage]) -> list[list[Stage]]:
+    """The runs' stage chains (stages sharing ``run``, in order), longest total ``cost`` first; runs of equal
+    cost keep their order."""
+    chains: dict[str, list[Stage]] = {}
+    for stage in stages:
+        chains.setdefault(stage.run or stage.name, []).append(stage)
+    return sorted(chains.values(), key=lambda chain: -sum(s.cost for s in chain))
+
+
+def print_plan(stages: list[Stage]) -> None:
+    """Print every stage with ``[done]``, ``[todo]`` (and its command) or ``[stale]`` (and why)."""
+    for stage in stages:
+        if stage.stale and (why := stage.stale()):
+            print(f"[stale] {stage.name}: {why}")
+            continue
+        done = stage.is_done()
+        command = None if done or stage.command is None else stage.command()
+        print(
+            f"[{'done' if done else 'todo'}] {stage.name}"
+            + (f"\n    {shlex.join(command)}" if command else "")
+        )
+
+
+def execute(stages: list[Stage], out: Path, jobs: int = 1) -> None:
+    """Run every stage of ``stages`` that is not complete, recording them in ``OUT/stages.json``.
+
+    With ``jobs`` > 1 the runs (the stages between the first and the last that name a ``run``) proceed side
+    by side, up to ``jobs`` at a time, longest first (:func:`run_order`), each run's stages in order; their
+    output goes to ``OUT/logs/<stage>.log`` instead of the terminal. A failed run stops only itself; the
+    others finish and the command then exits with every failure.
+    """
+    runner = StageRunner(out)
+    chained = [i for i, stage in enumerate(stages) if stage.run is not None]
+    if jobs <= 1 or not chained:
+        for stage in stages:
+            runner.run(stage)
+        return
+    first, last = chained[0], chained[-1]
+    for stage in stages[:first]:
+        runner.run(stage)
+    logs = out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    failures: list[str] = []
+
+    def run_chain(chain: list[Stage]) -> None:
+        for stage in chain:
+            try:
+                runner.run(stage, logs / f"{stage.name.replace(' ', '-')}.log")
+            except SystemExit as failure:
+                failures.append(str(failure))
+                return
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        list(pool.map(run_chain, run_order(stages[first : last + 1])))
+    if failures:
+        raise SystemExit("\n".join(failures))
+    for stage in stages[last + 1 :]:
+        runner.run(stage)
+
+
+class StageRunner:
+    """Runs one stage when it is not complete and records it in ``OUT/stages.json`` (thread-safe)."""
+
+    def __init__(self, out: Path) -> None:
+        self.out, self.version, self.lock = out, git_version(), threading.Lock()
+        self.env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+
+    def run(self, stage: Stage, log: Path | None = None) -> None:
+        """Run ``stage`` (its output to ``log`` when given, else the terminal); SystemExit when it fails."""
+        if stage.stale and (why := stage.stale()):
+            raise SystemExit(f"error: stage {stage.name!r}: {why}")
+        if stage.is_done():
+            logger.info("skip %s: %s is complete", stage.name, stage.output)
+            return
+        command = stage.command() if stage.command else None
+        logger.info("== %s -> %s%s", stage.name, stage.output, f" (log {log})" if log else "")
+        start = time.perf_counter()
+        if command:
+            with open(log, "ab") if log else contextlib.nullcontext() as sink:
+                where = {"stdout": sink, "stderr": subprocess.STDOUT} if log else {}
+                rc = subprocess.run(command, cwd=ROOT, env=self.env, **where).returncode
+            if rc:
+                where = f" (output: {log})" if log else ""
+                raise SystemExit(
+                    f"error: stage {stage.name!r} failed (exit {rc}){where}; rerun to continue: "
+                    + shlex.join(command)
+                )
+        if stage.after:
+            stage.after()
+        if not stage.is_done():
+            raise SystemExit(f"error: stage {stage.name!r} ended but {stage.output} is not complete")
+        with self.lock:
+            record_stage(self.out, stage, round(time.perf_counter() - start, 1), self.version)
+        logger.info("done %s", stage.name)
