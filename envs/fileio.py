@@ -13,7 +13,9 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -56,17 +58,40 @@ def removed_on_failure(folder: str | os.PathLike, keep: Callable[[], bool] | Non
 
     Only what did not exist on entry goes: ``folder`` itself (and the parent folders made for it, when they
     are left empty) if it was missing, else the entries of ``folder`` that appeared. Nothing is removed when
-    ``keep()`` says the block saved something worth keeping (a checkpoint to resume from).
+    ``keep()`` says the block saved something worth keeping (a checkpoint to resume from). A SIGTERM
+    (``kill``, a scheduler's cancellation) counts as a failure: it raises ``SystemExit(143)`` in the block
+    (:func:`terminate_as_exit`), so the clean-up runs before the process exits with status 143, as shells
+    report a terminated process.
     """
     folder = Path(folder)
     created = [p for p in (folder, *folder.parents) if not p.exists()]
     before = set(os.listdir(folder)) if not created and folder.is_dir() else None
     try:
-        yield
+        with terminate_as_exit():
+            yield
     except BaseException:
         if keep is None or not keep():
             _remove_created(folder, created, before)
         raise
+
+
+@contextlib.contextmanager
+def terminate_as_exit() -> Iterator[None]:
+    """Within the block a SIGTERM raises ``SystemExit(128 + SIGTERM)`` (so ``finally`` and ``except`` clauses
+    run) instead of ending the process at once; the previous handler is restored after. Off the main thread,
+    where handlers cannot be installed, the block runs as is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def raise_exit(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, raise_exit)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _remove_created(folder: Path, created: list[Path], before: set[str] | None) -> None:
