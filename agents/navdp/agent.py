@@ -198,6 +198,13 @@ class NavDPAgent(Agent):
             stacks.append(np.stack([frames[k] for k in range(0, frames.maxlen, every)]))
         return np.stack(stacks)
 
+    def prime_history(self, frames: Any) -> None:
+        """Push past RGB frames (B, M, H, W, 3), oldest first, into each env's history, as if ``act`` had
+        seen them (an open-loop replay of a stored window; the next ``plan`` adds the current frame)."""
+        frames = np.asarray(as_tensor(frames).cpu())
+        for m in range(frames.shape[1]):
+            self._history(frames[:, m])
+
     @torch.no_grad()
     def plan(self, obs: Mapping[str, Any], deterministic: bool = True) -> dict[str, Any]:
         """Sample and score trajectories for every env (advances the RGB history by one step).

@@ -76,3 +76,24 @@ def test_trajectory_augmentation_is_refused_for_window_samples(tiny_dataset, tmp
         "data.augment=true", f"run_dir={tmp_path / 'run'}", cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode != 0 and "data.augment colours whole trajectories" in done.stderr
+
+
+def test_the_open_loop_check_replays_the_run_s_own_windows(run, tmp_path):
+    from agents.navdp.openloop import main, window_kind
+
+    assert (
+        window_kind(np.array([0.02, 0.0, -0.6])) == "turn"
+        and window_kind(np.array([0.3, 0.0, 0.6])) == "move"
+    )
+    out = tmp_path / "openloop.json"
+    result = main([str(run), "--windows", "3", "--waypoint", "2", "--out", str(out)])
+    assert json.loads(out.read_text())["move"] == result["move"] and result["move"]["count"] == 3
+    for kind in ("turn", "move"):
+        r = result[kind]
+        assert 0 <= r["count"] <= 3
+        if r["count"]:
+            errors = np.array([r["best"], r["mean"], r["still"]])
+            assert errors.shape == (3, 3) and np.isfinite(errors).all() and (errors >= 0).all()
+            assert r["depth_sensitivity"] >= 0
+    with pytest.raises(SystemExit):
+        main([str(run), "--waypoint", "25"])
