@@ -42,6 +42,7 @@ PAPER_SIZES: dict[str, Any] = {
     "decoder_layers": 16,
     "decoder_heads": 8,
     "decoder_ffn": 1536,
+    "dropout": 0.1,
 }
 
 _POSITIVE_INTS = (
@@ -73,7 +74,11 @@ class NavDPConfig:
             ``(HISTORY + 1) * queries_per_frame`` tokens (NavDP: 8 · 16 = 128).
         token_dim: width of the memory tokens, goal slots and denoiser (NavDP: 384).
         decoder_layers, decoder_heads, decoder_ffn: the causal denoiser's layers, heads and FFN width.
-        dropout: dropout in the transformers and on the condition embeddings (0.1).
+        dropout: dropout in the transformers and on the condition embeddings (NavDP: 0.1, for 1,000 epochs
+            on 8 GPUs). The small default has none: on this CPU it trains 1.5x faster without (PyTorch's
+            fused attention instead of the math path and its Bernoulli masks, 60 % of a step with dropout) and
+            learns the turns it misses with it (over-fitting 64 windows for 900 steps: turn-window yaw error
+            0.12 rad without, 0.27 with; README, NavDP).
         max_goal_distance: point-goal x is clipped to [0, max], y to [-max, max] metres (NavDP: 10).
         num_train_timesteps, num_inference_steps: DDPM steps (10, 10).
         clip_sample: clip the DDPM's predicted clean sample to [-clip_sample_range, clip_sample_range].
@@ -114,7 +119,7 @@ class NavDPConfig:
     decoder_layers: int = 2
     decoder_heads: int = 4
     decoder_ffn: int = 256
-    dropout: float = 0.1
+    dropout: float = 0.0
     max_goal_distance: float = 10.0
     num_train_timesteps: int = 10
     num_inference_steps: int = 10
