@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from omegaconf import OmegaConf
 
 from agents.base import Agent
@@ -134,7 +133,6 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
     if not 1 <= args.waypoint <= agent.sample.horizon:
         parser.error(f"--waypoint must lie in 1..{agent.sample.horizon}, got {args.waypoint}")
     agent.eval()
-    torch.set_grad_enabled(False)
     dataset = WindowDataset(store, scenes, CameraSpec(**camera), agent.sample)
     result = measure(agent, dataset, args.windows, args.waypoint, args.seed)
     print(f"{agent_dir}: |error| (dx m, dy m, dyaw rad) at waypoint {args.waypoint}")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from trainers.metrics import read_metrics
 
@@ -88,6 +89,7 @@ def test_the_open_loop_check_replays_the_run_s_own_windows(run, tmp_path):
     out = tmp_path / "openloop.json"
     result = main([str(run), "--windows", "3", "--waypoint", "2", "--out", str(out)])
     assert json.loads(out.read_text())["move"] == result["move"] and result["move"]["count"] == 3
+    assert torch.is_grad_enabled()  # the check leaves the process as it found it
     for kind in ("turn", "move"):
         r = result[kind]
         assert 0 <= r["count"] <= 3
