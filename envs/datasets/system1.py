@@ -24,7 +24,8 @@ Layout of ``DIR``::
                                             poses of every control tick (0.1 s at 0.5 m/s), actions -1,
                                             ``labels`` (T, 74) critic labels, extras ``goal_position``,
                                             ``geodesic_distance``, ``task`` = pointnav, ``scene_set``,
-                                            ``smoothed``. Frames are rendered on read.
+                                            ``smoothed`` (and ``near_obstacle`` with
+                                            ``--near-obstacle-starts``). Frames are rendered on read.
     info.json                               arguments, counts, label layout, format version and digest
     .work/                                  manifest and per-scene results (what makes a run resumable)
 
@@ -33,6 +34,11 @@ Evaluation scenes are never used for training (they are drawn from other seed ke
 data.dir=DIR``; train on the store with ``python trainers/run.py agent=<window agent> trainer=bc
 trainer.n_episodes=0 data.dir=DIR data.init_store=DIR/trajectories data.task=pointnav eval.split=houses``
 (``trainer.n_episodes=0``: train on the store's episodes, collect none).
+
+**Recovery starts** (``--near-obstacle-starts F``): a share F of the training trajectories starts next to an
+obstacle, facing it (:func:`envs.datasets.trajectories.sample_near_obstacle_pair`), so the data holds the
+states a policy reaches when it drifts toward an obstacle and the expert's turn away from it; the others start
+uniformly. Uniform starts alone give few such states: 1.8 % of the ``cpu`` preset's windows turn in place.
 
 **Critic labels** (``Episode.labels``, float32, :data:`CRITIC_LABEL_SIZE` = 74 per step):
 ``[value_expert, value_augmented, augmented_path (24, 3) row-major]``; the expert path is the window target of
@@ -175,6 +181,8 @@ def _trajectory_episodes(out: Path, spec: System1Spec):
             ep = _episode(str(n), record["scene"], pos[0], yaw, it["goal"], it["path"], it["geodesic"])
             extras = {"goal_position": it["goal"], "geodesic_distance": it["geodesic"], "task": "pointnav",
                       "scene_set": s, "smoothed": it["smoothed"], "slot": n}  # fmt: skip
+            if "near_obstacle" in it:
+                extras["near_obstacle"] = it["near_obstacle"]
             yield ep, {"positions": pos, "rotations": rot, "labels": arrays["labels"][sl], "extras": extras}
             n += 1
 
@@ -235,6 +243,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--min-geodesic", type=float, default=2.0, help="metres (default 2)")
     p.add_argument("--max-geodesic", type=float, default=15.0, help="metres (default 15)")
     p.add_argument("--arena-size", type=float, default=8.0, help="arena floor side, metres (default 8)")
+    p.add_argument(
+        "--near-obstacle-starts", type=float, default=0.0,
+        help="share of training trajectories starting next to an obstacle, facing it (default 0)",
+    )  # fmt: skip
     workers = max(1, min(4, os.cpu_count() or 1))
     p.add_argument("--workers", type=int, default=workers, help=f"processes (default {workers})")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -252,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         spec = System1Spec(
             **sizes, seed=args.seed, min_geodesic=args.min_geodesic, max_geodesic=args.max_geodesic,
-            arena_size=args.arena_size,
+            arena_size=args.arena_size, near_obstacle_starts=args.near_obstacle_starts,
         )  # fmt: skip
         generate_system1(args.out, spec, workers=args.workers, progress=not args.no_progress)
     except ValueError as err:

@@ -22,7 +22,7 @@ import numpy as np
 
 from envs.datasets.critic import critic_labels, obstacle_distance_field
 from envs.datasets.scene_work import json_bytes
-from envs.datasets.trajectories import plan_and_drive, sample_pair
+from envs.datasets.trajectories import plan_and_drive, sample_near_obstacle_pair, sample_pair
 from envs.fileio import atomic_write
 from envs.nav.geometry import quaternion_from_yaw, yaws_from_quaternions
 from envs.render import CameraSpec
@@ -56,6 +56,10 @@ class System1Spec:
         arena_size: floor side of the arenas, metres.
         control_period: seconds per recorded pose (the waypoint controller's tick).
         speed: metres per second of the controller.
+        near_obstacle_starts: share of training trajectories that start next to an obstacle, facing it
+            (:func:`envs.datasets.trajectories.sample_near_obstacle_pair`: recovery states); 0 draws every
+            start uniformly. Written to the manifest only when non-zero, so datasets made before the field
+            existed keep their manifest, streams and digest.
     """
 
     n_train_easy: int
@@ -70,6 +74,7 @@ class System1Spec:
     arena_size: float = 8.0
     control_period: float = 0.1
     speed: float = 0.5
+    near_obstacle_starts: float = 0.0
 
     def __post_init__(self) -> None:
         counts = ("n_train_easy", "n_train_hard", "n_train_houses", "trajectories_per_scene", "n_eval_scenes")
@@ -88,6 +93,8 @@ class System1Spec:
         for name in ("arena_size", "control_period", "speed"):
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
                 raise ValueError(f"{name} must be a positive number, got {getattr(self, name)!r}")
+        if not 0.0 <= self.near_obstacle_starts <= 1.0:
+            raise ValueError(f"near_obstacle_starts must lie in [0, 1], got {self.near_obstacle_starts!r}")
 
     def counts(self) -> dict[str, int]:
         """Scenes per scene set."""
@@ -100,8 +107,11 @@ class System1Spec:
         return [(s, k) for s, n in self.counts().items() for k in range(n)]
 
     def to_dict(self) -> dict:
-        """JSON form (the manifest)."""
-        return {"format_version": FORMAT_VERSION, **asdict(self)}
+        """JSON form (the manifest); ``near_obstacle_starts`` only when non-zero (see above)."""
+        fields = asdict(self)
+        if not self.near_obstacle_starts:
+            del fields["near_obstacle_starts"]
+        return {"format_version": FORMAT_VERSION, **fields}
 
 
 def scene_name(scene_set: str, index: int) -> str:
@@ -163,8 +173,14 @@ def _trajectories(sim: Simulator, spec: System1Spec, rng: np.random.Generator, n
     for _ in range(spec.trajectories_per_scene * ATTEMPTS):
         if len(meta) == spec.trajectories_per_scene:
             break
-        found = sample_pair(sim, rng, spec.min_geodesic, spec.max_geodesic)
-        drive = plan_and_drive(sim, found[0], found[1], rng) if found is not None else None
+        # No draw at all when the share is 0: the streams of datasets made without the field stay the same.
+        near = spec.near_obstacle_starts > 0 and rng.random() < spec.near_obstacle_starts
+        if near:
+            found = sample_near_obstacle_pair(sim, rng, spec.min_geodesic, spec.max_geodesic)
+            yaw = found[3] if found is not None else None
+        else:
+            found, yaw = sample_pair(sim, rng, spec.min_geodesic, spec.max_geodesic), None
+        drive = plan_and_drive(sim, found[0], found[1], rng, yaw) if found is not None else None
         if drive is None or not drive.reached:
             continue
         label_seed = int(rng.integers(2**31))
@@ -180,7 +196,8 @@ def _trajectories(sim: Simulator, spec: System1Spec, rng: np.random.Generator, n
         arrays["lengths"].append(len(drive.positions))
         meta.append(
             {"goal": found[1].tolist(), "geodesic": found[2], "smoothed": drive.smoothed,
-             "path": drive.path[:: max(1, len(drive.path) // 20)].tolist() + [drive.path[-1].tolist()]}
+             "path": drive.path[:: max(1, len(drive.path) // 20)].tolist() + [drive.path[-1].tolist()],
+             **({"near_obstacle": near} if spec.near_obstacle_starts > 0 else {})}
         )  # fmt: skip
     if len(meta) < spec.trajectories_per_scene:
         logger.warning("%s: %d of %d trajectories made", name, len(meta), spec.trajectories_per_scene)

@@ -10,10 +10,16 @@ A trajectory is made in four steps:
    and fitted with a cubic spline in arc length. Every point of the result must be navigable and in the
    largest region; otherwise the raw resampled path is used (``smoothed=False``).
 4. **Drive** (:func:`drive`): the agent starts at the start facing the path's first heading turned by up to
-   ±90° (so windows also hold turns in place) and follows the path with
+   ±90° (so windows also hold turns in place), or facing a given heading, and follows the path with
    :meth:`envs.sim.Simulator.move_along` (velocity-limited controller, one pose per control tick: 0.1 s at
    0.5 m/s by default). The poses recorded are those the simulator reached, so they never leave the
    navigable area (the controller's motion slides along obstacles as every motion does).
+
+**Starts next to an obstacle** (:func:`sample_near_obstacle_pair`): the start is a navigable point within
+``NEAR_OBSTACLE`` of the navigable boundary (the body's edge within about 0.1 m of an obstacle or wall),
+facing the nearest obstacle (the direction against the clearance gradient, turned by up to ±45°). Driving
+from there the expert first turns away from what is in front of it: the recovery states a policy reaches
+after drifting toward an obstacle, which uniformly drawn starts almost never give.
 """
 
 from __future__ import annotations
@@ -34,6 +40,10 @@ PATH_SPACING = 0.1
 TARGET_CLEARANCE = 0.2
 #: Largest distance (m) between the end of a drive and the goal for the drive to count.
 GOAL_TOLERANCE = 0.2
+#: Clearance (m, from the navigable boundary) under which a start counts as next to an obstacle.
+NEAR_OBSTACLE = 0.1
+#: Largest angle (rad) between a near-obstacle start's heading and the direction of the nearest obstacle.
+FACING_SPREAD = math.radians(45.0)
 
 
 @dataclass
@@ -64,6 +74,29 @@ def sample_pair(
         d = sim.geodesic_distance(start, goal)
         if math.isfinite(d) and min_geodesic <= d <= max_geodesic:
             return start, goal, float(d)
+    return None
+
+
+def sample_near_obstacle_pair(
+    sim: Simulator, rng: np.random.Generator, min_geodesic: float, max_geodesic: float, attempts: int = 50
+) -> tuple[np.ndarray, np.ndarray, float, float] | None:
+    """(start (3,), goal (3,), geodesic m, start yaw rad) with the start next to an obstacle and facing it
+    (see the module docstring), or None after ``attempts`` draws (or when no cell is that close)."""
+    grid = sim.grid
+    near = (grid.region == grid.largest_region) & (grid.clearance < NEAR_OBSTACLE)
+    cells = np.flatnonzero(near.ravel())
+    if not len(cells):
+        return None
+    for _ in range(attempts):
+        i, j = np.divmod(cells[rng.integers(len(cells))], grid.shape[1])
+        start = grid.cell_to_world(i, j)[0]
+        goal = sim.sample_navigable_point(rng)
+        d = sim.geodesic_distance(start, goal)
+        if math.isfinite(d) and min_geodesic <= d <= max_geodesic:
+            gx, gz = grid.clearance_gradient(float(start[0]), float(start[2]))
+            # Facing -gradient (d_x, d_z) = (-gx, -gz): yaw = atan2(-d_x, -d_z) = atan2(gx, gz).
+            yaw = math.atan2(gx, gz) + float(rng.uniform(-FACING_SPREAD, FACING_SPREAD))
+            return start, goal, float(d), yaw
     return None
 
 
@@ -147,11 +180,15 @@ def drive(sim: Simulator, path: np.ndarray, start_yaw: float, smoothed: bool) ->
     return Drive(np.stack(positions), np.stack(rotations), path, smoothed, bool(reached))
 
 
-def plan_and_drive(sim: Simulator, start, goal, rng: np.random.Generator) -> Drive | None:
-    """Plan start → goal, smooth, and drive from a start heading drawn from ``rng``; None when unreachable."""
+def plan_and_drive(
+    sim: Simulator, start, goal, rng: np.random.Generator, start_yaw: float | None = None
+) -> Drive | None:
+    """Plan start → goal, smooth, and drive from ``start_yaw`` (None: the path's first heading turned by an
+    angle drawn from ``rng``); None when unreachable."""
     raw = sim.shortest_path(start, goal)
     if len(raw) < 2:
         return None
     path, smoothed = smooth_path(sim.grid, raw)
-    yaw = float(_headings(path)[0] + rng.uniform(-math.pi / 2, math.pi / 2))
-    return drive(sim, path, yaw, smoothed)
+    if start_yaw is None:
+        start_yaw = float(_headings(path)[0] + rng.uniform(-math.pi / 2, math.pi / 2))
+    return drive(sim, path, float(start_yaw), smoothed)

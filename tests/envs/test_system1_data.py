@@ -17,7 +17,7 @@ from envs.datasets.r2r import load_episodes
 from envs.datasets.system1 import CRITIC_LABEL_SIZE, HORIZON, critic_fields, generate_system1
 from envs.datasets.system1_work import System1Spec
 from envs.nav.geometry import quaternion_from_yaw, yaws_from_quaternions
-from envs.nav.grid import NavGrid
+from envs.nav.grid import NavGrid, bilinear
 from envs.render import CameraSpec
 from envs.render.projection import back_project
 from envs.scenes.io import load_scene
@@ -100,6 +100,35 @@ def test_trajectories_stay_navigable_end_at_the_goal_and_carry_critic_labels(dat
     # On average the expert's paths are safer than their augmentations.
     labels = np.concatenate([ep.labels for ep in store])
     assert labels[:, 0].mean() > labels[:, 1].mean()
+
+
+def test_near_obstacle_starts_face_an_obstacle_and_still_reach_the_goal(tmp_path):
+    import math
+
+    from envs.datasets.store import TrajectoryStore
+    from envs.datasets.trajectories import FACING_SPREAD, NEAR_OBSTACLE
+
+    assert "near_obstacle_starts" not in System1Spec(**SMALL).to_dict()  # older manifests stay valid
+    spec = System1Spec(**{**SMALL, "trajectories_per_scene": 3}, near_obstacle_starts=1.0)
+    assert spec.to_dict()["near_obstacle_starts"] == 1.0
+    generate_system1(tmp_path, spec, progress=False)
+    store = TrajectoryStore(tmp_path / "trajectories", readonly=True)
+    assert len(store) == 3
+    for ep in store:
+        grid = NavGrid.from_scene(load_scene(tmp_path / "scenes" / ep.scene_id))
+        assert ep.extras["near_obstacle"] is True and all(grid.is_navigable(q) for q in ep.positions)
+        start = ep.positions[0]
+        fi, fj = grid.fraction_of(float(start[0]), float(start[2]))
+        assert bilinear(grid.clearance, fi, fj) < NEAR_OBSTACLE + grid.cell_size
+        gx, gz = grid.clearance_gradient(float(start[0]), float(start[2]))
+        facing = np.array([-math.sin(yaws_from_quaternions(ep.rotations[:1])[0]),
+                           -math.cos(yaws_from_quaternions(ep.rotations[:1])[0])])  # fmt: skip
+        towards = -np.array([gx, gz]) / np.hypot(gx, gz)
+        assert float(facing @ towards) >= math.cos(FACING_SPREAD) - 1e-3
+        goal = np.asarray(ep.extras["goal_position"])
+        assert np.hypot(*(ep.positions[-1] - goal)[[0, 2]]) <= 0.2
+    with pytest.raises(ValueError, match="near_obstacle_starts"):
+        System1Spec(**SMALL, near_obstacle_starts=1.5)
 
 
 def _wall_grid() -> NavGrid:
