@@ -2,6 +2,7 @@
 episodes from ``trainers/run.py experiment=smoke_navdp``, then ``benchmarks/run.py`` re-evaluates the
 checkpoint on the System-1 pointnav and imagenav benchmarks."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -80,8 +81,10 @@ def test_trajectory_augmentation_is_refused_for_window_samples(tiny_dataset, tmp
 
 
 def test_the_open_loop_check_replays_the_run_s_own_windows(run, tmp_path):
-    from agents.navdp.openloop import main, window_kind
-
+    spec = importlib.util.spec_from_file_location("navdp_openloop", ROOT / "scripts" / "navdp_openloop.py")
+    openloop = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(openloop)
+    main, window_kind = openloop.main, openloop.window_kind
     assert (
         window_kind(np.array([0.02, 0.0, -0.6])) == "turn"
         and window_kind(np.array([0.3, 0.0, 0.6])) == "move"

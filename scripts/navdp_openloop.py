@@ -1,7 +1,7 @@
 """Open-loop fit of a NavDP checkpoint on its own training windows, by kind of window.
 
-    OMP_NUM_THREADS=1 python -m agents.navdp.openloop RUN_OR_CHECKPOINT [--windows 40] [--waypoint 4]
-                                                      [--store DIR] [--scenes DIR] [--out FILE.json]
+    OMP_NUM_THREADS=1 python scripts/navdp_openloop.py RUN_OR_CHECKPOINT [--windows 40] [--waypoint 4]
+                                                        [--store DIR] [--scenes DIR] [--out FILE.json]
 
 Closed-loop evaluation takes minutes per episode set and mixes every cause of failure; this asks the narrower
 question "does the policy reproduce its labels where it was trained?" in seconds. Windows of the run's
@@ -29,16 +29,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from omegaconf import OmegaConf
 
-from agents.base import Agent
-from benchmarks.config import find_agent_dir, training_camera
-from envs.render import CameraSpec
-from trainers.data.windows import WindowDataset
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from agents.base import Agent  # noqa: E402
+from agents.checkpoints import find_agent_dir  # noqa: E402
+from benchmarks.config import training_camera  # noqa: E402
+from envs.render import CameraSpec  # noqa: E402
+from trainers.data.windows import WindowDataset  # noqa: E402
 
 #: A label at the chosen waypoint is a turn in place below this forward motion (m) and above this turn (rad).
 TURN_MAX_DX, TURN_MIN_DYAW = 0.1, 0.3
@@ -111,7 +115,7 @@ def measure(
 
 def main(argv: list[str] | None = None) -> dict[str, dict[str, Any]]:
     parser = argparse.ArgumentParser(
-        prog="python -m agents.navdp.openloop", description=__doc__.split("\n")[0]
+        prog="python scripts/navdp_openloop.py", description=__doc__.split("\n")[0]
     )
     parser.add_argument("checkpoint", type=Path, help="a NavDP run, checkpoint or agent folder")
     parser.add_argument("--windows", type=int, default=40, help="windows of each kind (default 40)")
