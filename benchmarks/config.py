@@ -208,17 +208,25 @@ def agent_name(agent_dir: Path) -> str | None:
     return meta.get("name") if isinstance(meta, dict) else None
 
 
-def training_camera(checkpoint: Path, run_dir: Path | None) -> dict[str, Any] | None:
-    """``width``/``height``/``hfov`` of the ``data`` section of the checkpoint's saved run config
-    (``training_state/config.yaml``, else ``<run>/config.yaml``); None when there is none."""
+def saved_run_config(checkpoint: Path, run_dir: Path | None) -> dict[str, Any] | None:
+    """The run config a checkpoint was trained with (``training_state/config.yaml``, else
+    ``<run>/config.yaml``) as a plain dict; None when there is none."""
     for path in (checkpoint / "training_state" / "config.yaml", (run_dir or checkpoint) / "config.yaml"):
         if path.is_file():
-            data = OmegaConf.to_container(OmegaConf.load(path)).get("data") or {}
-            camera = {
-                k: data[k] for k in ("width", "height", "hfov") if isinstance(data.get(k), (int, float))
-            }
-            return camera or None
+            return OmegaConf.to_container(OmegaConf.load(path))
     return None
+
+
+def camera_of(run_config: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``width``/``height``/``hfov`` of a run config's ``data`` section; None when it has none."""
+    data = (run_config or {}).get("data") or {}
+    camera = {k: data[k] for k in ("width", "height", "hfov") if isinstance(data.get(k), (int, float))}
+    return camera or None
+
+
+def training_camera(checkpoint: Path, run_dir: Path | None) -> dict[str, Any] | None:
+    """The camera of the checkpoint's saved run config (:func:`saved_run_config`, :func:`camera_of`)."""
+    return camera_of(saved_run_config(checkpoint, run_dir))
 
 
 def find_agent_dir(path: Path) -> Path:

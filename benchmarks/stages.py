@@ -98,18 +98,19 @@ def run_order(stages: list[Stage]) -> list[list[Stage]]:
     return sorted(chains.values(), key=lambda chain: -sum(s.cost for s in chain))
 
 
-def print_plan(stages: list[Stage]) -> None:
-    """Print every stage with ``[done]``, ``[todo]`` (and its command) or ``[stale]`` (and why)."""
+def plan_lines(stages: list[Stage]) -> list[str]:
+    """Every stage as ``[done]``, ``[todo]`` (with its command on the next line) or ``[stale]`` (and why)."""
+    lines = []
     for stage in stages:
         if stage.stale and (why := stage.stale()):
-            print(f"[stale] {stage.name}: {why}")
+            lines.append(f"[stale] {stage.name}: {why}")
             continue
         done = stage.is_done()
         command = None if done or stage.command is None else stage.command()
-        print(
-            f"[{'done' if done else 'todo'}] {stage.name}"
-            + (f"\n    {shlex.join(command)}" if command else "")
-        )
+        lines.append(f"[{'done' if done else 'todo'}] {stage.name}")
+        if command:
+            lines.append(f"    {shlex.join(command)}")
+    return lines
 
 
 def execute(stages: list[Stage], out: Path, jobs: int = 1) -> None:

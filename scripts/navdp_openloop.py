@@ -34,13 +34,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents.base import Agent  # noqa: E402
 from agents.checkpoints import find_agent_dir  # noqa: E402
-from benchmarks.config import training_camera  # noqa: E402
+from benchmarks.config import camera_of, saved_run_config  # noqa: E402
 from envs.render import CameraSpec  # noqa: E402
 from trainers.data.windows import WindowDataset  # noqa: E402
 
@@ -56,14 +55,11 @@ def window_kind(label: np.ndarray) -> str:
 
 def _run_paths(checkpoint: Path) -> tuple[Path | None, Path | None, dict[str, Any]]:
     """(store, scenes, camera) from the checkpoint's saved run config; None where it does not say."""
-    for path in (checkpoint / "training_state" / "config.yaml", checkpoint.parent.parent / "config.yaml"):
-        if path.is_file():
-            cfg = OmegaConf.to_container(OmegaConf.load(path))
-            data, run_dir = cfg.get("data") or {}, cfg.get("run_dir")
-            store = data.get("store") or (Path(run_dir) / "store" if run_dir else None)
-            scenes = Path(data["dir"]) / "scenes" if data.get("dir") else None
-            return (Path(store) if store else None), scenes, training_camera(checkpoint, None) or {}
-    return None, None, {}
+    cfg = saved_run_config(checkpoint, checkpoint.parent.parent) or {}
+    data, run_dir = cfg.get("data") or {}, cfg.get("run_dir")
+    store = data.get("store") or (Path(run_dir) / "store" if run_dir else None)
+    scenes = Path(data["dir"]) / "scenes" if data.get("dir") else None
+    return (Path(store) if store else None), scenes, camera_of(cfg) or {}
 
 
 def _plan(agent: Agent, item: dict[str, Any], depth: np.ndarray) -> dict[str, Any]:

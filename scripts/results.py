@@ -63,7 +63,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.stages import Stage, code_versions, execute, print_plan, read_json  # noqa: E402
+from benchmarks.stages import Stage, code_versions, execute, plan_lines, read_json  # noqa: E402
 from benchmarks.tables import evaluation_inputs, load_row, results_page, row_record  # noqa: E402
 from envs.datasets.digest import dataset_identity  # noqa: E402
 from envs.fileio import atomic_write  # noqa: E402
@@ -419,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
         atomic_write(out / "plan.json", (json.dumps({"preset": args.preset}) + "\n").encode())
     stages = results.stages()
     if args.dry_run:
-        print_plan(stages)
+        print("\n".join(plan_lines(stages)))
         return 0
     execute(stages, out, args.jobs)
     logger.info("tables: %s", out / "results" / "results.md")
