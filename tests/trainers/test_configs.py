@@ -126,7 +126,13 @@ def test_misspelt_key_in_a_yaml_fails_naming_it(tmp_path):
 
 @pytest.mark.parametrize(
     "override,field",
-    [("trainer.p=1.5", "trainer.p"), ("amp=fp8", "amp"), ("data.frames=disk", "data.frames")],
+    [
+        ("trainer.p=1.5", "trainer.p"),
+        ("amp=fp8", "amp"),
+        ("data.frames=disk", "data.frames"),
+        ("eval.n_episodes=0", "eval.n_episodes"),
+        ("eval.final_n_episodes=-2", "eval.final_n_episodes"),
+    ],
 )
 def test_bad_value_fails_naming_the_field(override, field):
     with pytest.raises(ValueError, match=field.replace(".", r"\.")):
