@@ -76,7 +76,7 @@ class RDPAgent(Agent):
             self.vocab = Vocabulary([PAD_TOKEN, UNK_TOKEN])
         self.clip_config, self.tokenizer, clip = self._clip(load_pretrained, clip_dir)
         self.net = RDPNet(c, len(self.vocab), clip, load_pretrained)
-        self.scheduler = make_scheduler(c.num_train_timesteps)
+        self.scheduler = make_scheduler(c.num_train_timesteps, c.prediction_type)
         self.semantics = StepSemantics(
             c.horizon, c.forward_step, np.radians(c.turn_angle), c.max_dxy, c.max_dyaw,
             c.use_discrete_dataset, c.supervise_after_end,
@@ -251,14 +251,15 @@ class RDPAgent(Agent):
 
     # ------------------------------------------------------------------------------------------------- loss
     def loss(self, batch: Mapping[str, Any]) -> tuple[Tensor, dict[str, float]]:
-        """ε-MSE + progress MSE + ``stop_progress_weight`` · stop-progress MSE over the valid steps of padded
-        whole trajectories (:func:`agents.rdp.losses.trajectory_loss`); draws its noise, timesteps and
-        guidance masks from torch's global generator. ``batch`` is not modified.
+        """Denoising MSE + auxiliary terms over the valid steps of padded whole trajectories
+        (:func:`agents.rdp.losses.trajectory_loss`); draws its noise, timesteps and guidance masks from
+        torch's global generator. ``batch`` is not modified.
 
         Returns:
-            (loss, info): ``loss/action`` (ε-MSE), ``loss/progress`` (the weighted progress terms),
-            ``loss/progress_monitor``, ``loss/stop_progress``, ``accuracy`` (the first step of the one-shot
-            denoised estimate decodes to the label's action).
+            (loss, info): ``loss/action`` (the denoising MSE, of the noise or of the plan),
+            ``loss/progress`` (the weighted auxiliary terms), ``loss/progress_monitor``,
+            ``loss/stop_progress``, ``loss/action_ce``, ``accuracy`` (the first step of the one-shot denoised
+            estimate decodes to the label's action).
         """
         return trajectory_loss(self, batch)
 

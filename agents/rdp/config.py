@@ -19,6 +19,7 @@ from agents.policy_config import check_positive_ints
 
 RGB_ENCODERS = ("conv", "clip")
 TEXT_ENCODERS = ("transformer", "clip")
+PREDICTION_TYPES = ("epsilon", "sample")
 
 #: Overrides turning the default into the published RDP (anchors Part A §2.3, Part B §4).
 PAPER_SIZES: dict[str, Any] = {
@@ -44,6 +45,8 @@ PAPER_SIZES: dict[str, Any] = {
     "head_heads": 8,
     "head_dropout": 0.2,
     "odometry_xy_scale": 1.0,
+    "action_loss_weight": 0.0,
+    "prediction_type": "epsilon",
 }
 
 _POSITIVE_INTS = (
@@ -100,6 +103,11 @@ class RDPConfig:
         len_traj_act: decoded actions executed per plan before re-planning (model config 4; eval config 2).
         n_prev_actions: previous actions among the condition tokens (4).
         num_train_timesteps, num_inference_steps: DDPM steps (20, 20).
+        prediction_type: what the head predicts, ``epsilon`` (the noise: InternNav's RDP, :meth:`paper`) or
+            ``sample`` (the clean plan; the small default). On snapped labels most of the ε-loss sits at low
+            noise, where the plan is readable from the noisy sample and the condition cannot help; predicting
+            the sample puts the loss where the condition decides the plan (measured: the README's RDP
+            section).
         guidance_scale: classifier-free guidance at sampling (1.5; 1.0 = off, the conditional prediction).
         cfg_mask_prob: probability that a training step's RGB and instruction tokens are replaced by the
             learned mask token (0.25).
@@ -114,6 +122,12 @@ class RDPConfig:
         stop_window: STOP at the first of this many consecutive near-zero steps (|dx|, |dy|, |dyaw| below
             ``move_threshold``).
         progress_alpha: weight of the progress-monitor MSE; stop_progress_weight: of the stop-progress MSE.
+        action_loss_weight: weight of an auxiliary cross-entropy of the expert's next action, read from [GRU
+            state, fused text summary] (two of the diffusion head's condition tokens). Not in InternNav's
+            RDP (0 in :meth:`paper`, whose frozen CLIP towers give informative tokens from the start): with
+            encoders trained from scratch by the ε-loss alone the head learns to ignore its condition and
+            samples the marginal plan (measured: the README's RDP section), and this loss gives the encoders
+            a direct signal.
     """
 
     name: str = "rdp"
@@ -160,6 +174,7 @@ class RDPConfig:
     n_prev_actions: int = 4
     num_train_timesteps: int = 20
     num_inference_steps: int = 20
+    prediction_type: str = "sample"
     guidance_scale: float = 1.5
     cfg_mask_prob: float = 0.25
     sample_seed: int = 0
@@ -174,6 +189,7 @@ class RDPConfig:
     stop_window: int = 3
     progress_alpha: float = 1.0
     stop_progress_weight: float = 10.0
+    action_loss_weight: float = 1.0
 
     @classmethod
     def paper(cls, **overrides: Any) -> RDPConfig:
@@ -188,6 +204,7 @@ class RDPConfig:
         if self.name != "rdp":
             self._fail("name", "'rdp'")
         for field, choices in (
+            ("prediction_type", PREDICTION_TYPES),
             ("rgb_encoder", RGB_ENCODERS),
             ("text_encoder", TEXT_ENCODERS),
             ("rgb_backbone", tuple(BACKBONES)),
@@ -204,7 +221,7 @@ class RDPConfig:
         for field in ("env_dropout", "dropout", "head_dropout", "cfg_mask_prob"):
             if not 0.0 <= getattr(self, field) < 1.0:
                 self._fail(field, "in [0, 1)")
-        for field in ("progress_alpha", "stop_progress_weight", "odometry_xy_scale"):
+        for field in ("progress_alpha", "stop_progress_weight", "odometry_xy_scale", "action_loss_weight"):
             if not getattr(self, field) >= 0.0:
                 self._fail(field, ">= 0")
         if not self.guidance_scale >= 0.0:

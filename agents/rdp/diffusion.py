@@ -5,12 +5,13 @@ sampling.
 al. 2023) with time as a condition token: the condition tokens (a sinusoidal timestep embedding, then the
 agent's condition tokens, plus learned positions) pass through a pre-norm transformer encoder; the noisy
 steps (plus learned positions) pass through a pre-norm transformer decoder with causal self-attention that
-cross-attends to every encoded condition token; a LayerNorm and a linear layer give the predicted noise.
+cross-attends to every encoded condition token; a LayerNorm and a linear layer give the prediction.
 
 The noise schedule is diffusers' :class:`~diffusers.DDPMScheduler` (RDP: 20 steps, ``squaredcos_cap_v2``,
-ε-prediction, ``clip_sample``). Classifier-free guidance (Ho & Salimans 2022) combines the conditional and
-the unconditional (masked-condition) predictions as ``ε_u + s (ε_c − ε_u)``; ``s = 1`` skips the
-unconditional pass, so it is exactly the conditional prediction.
+ε-prediction, ``clip_sample``; the head may instead predict the clean sample, ``prediction_type="sample"``).
+Classifier-free guidance (Ho & Salimans 2022) combines the conditional and the unconditional
+(masked-condition) predictions as ``p_u + s (p_c − p_u)`` (``p`` the noise or the sample); ``s = 1`` skips
+the unconditional pass, so it is exactly the conditional prediction.
 """
 
 from __future__ import annotations
@@ -22,15 +23,16 @@ import torch
 from torch import Tensor, nn
 
 
-def make_scheduler(num_train_timesteps: int = 20) -> Any:
-    """diffusers' ``DDPMScheduler`` of RDP: ``squaredcos_cap_v2`` betas, ε-prediction, samples clipped to
-    [-1, 1]. (diffusers is imported here: it takes seconds to import and only RDP needs it.)"""
+def make_scheduler(num_train_timesteps: int = 20, prediction_type: str = "epsilon") -> Any:
+    """diffusers' ``DDPMScheduler`` of RDP: ``squaredcos_cap_v2`` betas, samples clipped to [-1, 1], the head
+    predicting the noise (``epsilon``, RDP's) or the clean sample (``sample``). (diffusers is imported here:
+    it takes seconds to import and only RDP needs it.)"""
     from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
 
     return DDPMScheduler(
         num_train_timesteps=num_train_timesteps,
         beta_schedule="squaredcos_cap_v2",
-        prediction_type="epsilon",
+        prediction_type=prediction_type,
         clip_sample=True,
     )
 
@@ -122,8 +124,8 @@ class DiffusionTransformer(nn.Module):
 def guided_noise(
     model: nn.Module, sample: Tensor, timestep: Tensor, cond: Tensor, uncond: Tensor | None, scale: float
 ) -> Tensor:
-    """Classifier-free guided noise ``ε_u + scale (ε_c − ε_u)``; with ``scale == 1`` or no ``uncond`` the
-    conditional prediction alone (one forward pass).
+    """Classifier-free guided prediction ``p_u + scale (p_c − p_u)`` (noise or clean sample, as the model
+    predicts); with ``scale == 1`` or no ``uncond`` the conditional prediction alone (one forward pass).
 
     Args:
         model: the denoiser ``model(sample, timestep, cond)``.

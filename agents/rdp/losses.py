@@ -1,10 +1,17 @@
 """RDP's training loss on padded whole trajectories (InternNav ``RDPTrainer.compute_loss``).
 
-Loss = ε-MSE of the diffusion head over the valid label steps + ``progress_alpha`` · progress-monitor MSE
-+ ``stop_progress_weight`` · stop-progress MSE (target ``(t + 1) / T``), every term averaged over the valid
-(unpadded) steps. The GRU runs over whole trajectories from a zero state (full BPTT); one diffusion timestep
-and one noise sample are drawn per valid step, and in training mode each step's RGB and instruction
-condition tokens are masked with probability ``cfg_mask_prob`` (classifier-free guidance).
+Loss = denoising MSE of the diffusion head over the valid label steps (of the noise, or of the plan with
+``prediction_type="sample"``) + ``progress_alpha`` · progress-monitor MSE
++ ``stop_progress_weight`` · stop-progress MSE (target ``(t + 1) / T``) + ``action_loss_weight`` ·
+cross-entropy of the expert's next action (the small default's auxiliary head), every term averaged over
+the valid (unpadded) steps. ``T`` is where the expert finishes, so the stop-progress term only trains on
+episodes that follow the expert's actions to its STOP (all expert episodes; a DAgger episode that left the
+expert's path, or ended by a time limit, has no such ``T``: its own length would teach stopping wherever
+the agent happened to stop).
+
+The GRU runs over whole trajectories from a zero state (full BPTT); one diffusion timestep and one noise
+sample are drawn per valid step, and in training mode each step's RGB and instruction condition tokens are
+masked with probability ``cfg_mask_prob`` (classifier-free guidance).
 """
 
 from __future__ import annotations
@@ -88,6 +95,21 @@ def first_step_action(steps: Tensor, threshold: float) -> Tensor:
     return torch.where(turning & small[:, 2], torch.full_like(turn, STOP), action)
 
 
+def expert_episodes(actions: np.ndarray, prev_actions: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """(B,) bool: the episode executed its expert labels at every step and ends on the expert's STOP.
+
+    Args:
+        actions: (B, T) expert labels; prev_actions: (B, T) the action executed at ``t-1`` (−1 at ``t=0``);
+        lengths: (B,) valid steps.
+    """
+    out = np.zeros(len(lengths), bool)
+    for b, n in enumerate(np.asarray(lengths).tolist()):
+        if n:
+            followed = np.array_equal(prev_actions[b, 1:n], actions[b, : n - 1])
+            out[b] = followed and actions[b, n - 1] == STOP
+    return out
+
+
 def _masked_mean(values: Tensor, weights: Tensor) -> Tensor:
     return (values * weights).sum() / weights.sum().clamp(min=1)
 
@@ -125,21 +147,29 @@ def trajectory_loss(agent: RDPAgent, batch: Mapping[str, Any]) -> tuple[Tensor, 
     timesteps = torch.randint(0, c.num_train_timesteps, (len(rows),), device=device)
     noisy = agent.scheduler.add_noise(target, noise, timesteps)
     predicted = net.head(noisy, timesteps, cond)
-    eps_loss = _masked_mean((predicted - noise) ** 2, weights.expand_as(noise))
+    clean = c.prediction_type == "sample"
+    eps_loss = _masked_mean((predicted - (target if clean else noise)) ** 2, weights.expand_as(noise))
 
     progress, stop = net.progress(state, summary)
     step_index = torch.from_numpy(np.nonzero(mask_np)[1]).to(device).float()
     lengths = torch.from_numpy(x["lengths"]).to(device).float()[rows]
-    stop_loss = ((stop - (step_index + 1) / lengths) ** 2).mean()
+    on_path = torch.from_numpy(expert_episodes(x["actions"], x["prev_actions"], x["lengths"])).to(device)
+    stop_loss = _masked_mean((stop - (step_index + 1) / lengths) ** 2, on_path[rows].float())
     pm_loss = torch.zeros((), device=device)
     if x["progress"] is not None:
         pm_target = torch.from_numpy(x["progress"][mask_np]).to(device)
         pm_loss = ((progress - pm_target) ** 2).mean()
     aux = c.progress_alpha * pm_loss + c.stop_progress_weight * stop_loss
+    action_ce = torch.zeros((), device=device)
+    if c.action_loss_weight > 0:
+        expert = torch.from_numpy(x["actions"][mask_np]).to(device)
+        action_ce = torch.nn.functional.cross_entropy(net.action_logits(state, summary), expert)
+        aux = aux + c.action_loss_weight * action_ce
 
     with torch.no_grad():  # accuracy of the one-shot denoised first step
         alpha = agent.scheduler.alphas_cumprod.to(device)[timesteps].view(-1, 1, 1)
-        estimate = ((noisy - (1 - alpha).sqrt() * predicted) / alpha.sqrt()).clamp(-1, 1)
+        estimate = predicted if clean else (noisy - (1 - alpha).sqrt() * predicted) / alpha.sqrt()
+        estimate = estimate.clamp(-1, 1)
         bounds = torch.from_numpy(sem.bounds).to(device)
         first = weights[:, 0, 0] > 0
         hit = first_step_action(estimate[:, 0] * bounds, c.move_threshold) == first_step_action(
@@ -151,6 +181,7 @@ def trajectory_loss(agent: RDPAgent, batch: Mapping[str, Any]) -> tuple[Tensor, 
         "loss/progress": aux.item(),
         "loss/progress_monitor": pm_loss.item(),
         "loss/stop_progress": stop_loss.item(),
+        "loss/action_ce": action_ce.item(),
         "accuracy": accuracy.item(),
     }
     return eps_loss + aux, info

@@ -5,7 +5,8 @@ tokens, the previous action's embedding, the odometry's embedding]; image→text
 GRU state] over the instruction and text→image fusion of the instruction over them; the condition
 tokens ``[6 fused image/state tokens, fused text summary, GRU state, odometry, n_prev_actions previous
 actions]`` plus learned type embeddings condition a diffusion transformer over the next ``horizon``
-steps. Progress and stop-progress heads read [GRU state, fused text summary].
+steps. Progress and stop-progress heads (and the auxiliary next-action head of the small default) read [GRU
+state, fused text summary].
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from agents.base import NUM_ACTIONS
 from agents.layers import RNNStateEncoder
 from agents.rdp.config import RDPConfig
 from agents.rdp.diffusion import DiffusionTransformer
@@ -73,6 +75,7 @@ class RDPNet(nn.Module):
         types = [0] * (N_VISION_TOKENS + 1) + [1, 2, 3] + [4] * c.n_prev_actions
         self.register_buffer("token_types", torch.tensor(types), persistent=False)
         self.type_embedding = nn.Embedding(5, d)
+        nn.init.normal_(self.type_embedding.weight, std=0.02)  # as the positions: the content must dominate
         self.mask_token = nn.Parameter(torch.randn(d) * 0.02)
         self.head = DiffusionTransformer(
             STEP_DIM, c.horizon, len(types), d, c.head_size, c.head_layers, c.head_cond_layers, c.head_heads,
@@ -80,6 +83,7 @@ class RDPNet(nn.Module):
         )  # fmt: skip
         self.progress_monitor = nn.Linear(h + d, 1)
         self.stop_progress = nn.Linear(h + d, 1)
+        self.action_head = nn.Linear(h + d, NUM_ACTIONS) if c.action_loss_weight > 0 else None
 
     def encode_text(self, tokens: Tensor, attention_mask: Tensor) -> tuple[Tensor, Tensor]:
         """(B, L) ids and mask → text tokens (B, 1 + L, D) (the summary first) and validity (B, 1 + L)."""
@@ -161,3 +165,10 @@ class RDPNet(nn.Module):
         return torch.tanh(self.progress_monitor(x)).squeeze(-1), torch.sigmoid(self.stop_progress(x)).squeeze(
             -1
         )
+
+    def action_logits(self, state: Tensor, summary: Tensor) -> Tensor:
+        """(N, NUM_ACTIONS) logits of the auxiliary next-action head from (N, H) states and (N, D)
+        summaries."""
+        if self.action_head is None:
+            raise RuntimeError("RDPNet has no action head (RDPConfig.action_loss_weight is 0)")
+        return self.action_head(torch.cat([state, summary], dim=-1))

@@ -18,7 +18,7 @@ from agents.rdp.labels import (
     step_labels,
     trajectory_odometry,
 )
-from agents.rdp.losses import trajectory_inputs
+from agents.rdp.losses import expert_episodes, trajectory_inputs
 from trainers.data.frames import future_targets
 
 TEXTS = ["walk past the sofa and turn left", "go up the stairs, then stop at the door"]
@@ -137,6 +137,12 @@ def test_ddpm_round_trip_with_an_oracle_denoiser_recovers_the_sample():
     generators = [torch.Generator().manual_seed(k) for k in range(3)]
     out = sample_steps(oracle, scheduler, torch.zeros(3, 1, 1), None, (8, 3), 20, 1.0, generators)
     torch.testing.assert_close(out, x0, atol=1e-4, rtol=1e-4)
+    # the head of the small default predicts the clean sample: an oracle returning x0 recovers it too
+    clean = make_scheduler(20, "sample")
+    assert clean.config.prediction_type == "sample"
+    generators = [torch.Generator().manual_seed(k) for k in range(3)]
+    out = sample_steps(lambda s, t, c: x0, clean, torch.zeros(3, 1, 1), None, (8, 3), 20, 1.0, generators)
+    torch.testing.assert_close(out, x0, atol=1e-4, rtol=1e-4)
 
 
 def build(**overrides):
@@ -168,7 +174,8 @@ def test_guidance_scale_one_is_exactly_the_conditional_prediction():
 
 
 def test_acting_keeps_a_plan_per_env_and_record_actions_drops_it():
-    agent = build(len_traj_act=3, stop_window=8)
+    # an untrained ε head samples plans that move (an untrained sample head predicts about 0: a STOP)
+    agent = build(len_traj_act=3, stop_window=8, prediction_type="epsilon")
     calls = []
     agent.net.head.register_forward_hook(lambda *_: calls.append(1))
     rng = np.random.default_rng(0)
@@ -229,6 +236,50 @@ def test_step_by_step_gru_matches_the_training_forward():
             agent.act(step)
             torch.testing.assert_close(agent._hidden, states[:, t], atol=1e-5, rtol=1e-4)
             agent.record_actions(actions[:, t])
+
+
+def test_stop_progress_trains_only_on_episodes_that_follow_the_expert_to_its_stop():
+    actions = np.array([[F, L, F, STOP], [F, F, L, F], [F, F, STOP, 0], [F, L, F, STOP]])
+    executed = np.array([[F, L, F, STOP], [F, F, L, F], [F, F, STOP, 0], [F, R, F, STOP]])
+    prev = np.concatenate([np.full((4, 1), -1), executed[:, :-1]], axis=1)
+    lengths = np.array([4, 4, 3, 4])
+    # expert; time limit before the expert's STOP; expert (padded); the agent turned right once
+    assert expert_episodes(actions, prev, lengths).tolist() == [True, False, True, False]
+
+
+def _trajectory_batch(rng, executed):
+    actions = np.array([[F, L, F, F, STOP], [R, F, F, L, STOP]])
+    frames = obs(rng, b=10)
+    return {
+        "mask": np.ones((2, 5), bool),
+        "instruction_text": TEXTS,
+        "actions": actions,
+        "prev_actions": np.concatenate([np.full((2, 1), -1), executed[:, :-1]], axis=1),
+        "positions": np.cumsum(rng.normal(0, 0.2, (2, 5, 3)), axis=1).astype(np.float32),
+        "yaws": rng.normal(0, 1, (2, 5)).astype(np.float32),
+        "rgb": frames["rgb"].reshape(2, 5, 32, 32, 3),
+        "depth": frames["depth"].reshape(2, 5, 32, 32, 1),
+    }
+
+
+def test_the_auxiliary_action_loss_and_the_stop_mask_enter_the_loss():
+    rng = np.random.default_rng(4)
+    expert = np.array([[F, L, F, F, STOP], [R, F, F, L, STOP]])
+    off_path = np.array([[L, L, F, F, STOP], [L, F, F, L, STOP]])  # both episodes left the expert's path
+    agent = build()  # eval mode: the auxiliary terms do not depend on the drawn noise
+    _, info = agent.loss(_trajectory_batch(rng, expert))
+    assert info["loss/action_ce"] > 0 and info["loss/stop_progress"] > 0
+    _, info = agent.loss(_trajectory_batch(np.random.default_rng(4), off_path))
+    assert info["loss/stop_progress"] == 0.0 and info["loss/action_ce"] > 0
+    plain = build(action_loss_weight=0.0)
+    assert plain.net.action_head is None
+    _, info = plain.loss(_trajectory_batch(np.random.default_rng(4), expert))
+    assert info["loss/action_ce"] == 0.0
+    weighted = info["loss/progress"]
+    with_ce = build()
+    with_ce.load_state_dict(plain.state_dict(), strict=False)
+    _, info = with_ce.loss(_trajectory_batch(np.random.default_rng(4), expert))
+    assert info["loss/progress"] == pytest.approx(weighted + info["loss/action_ce"], rel=1e-5)
 
 
 def test_errors_name_the_missing_key_and_the_wrong_checkpoint(tmp_path):

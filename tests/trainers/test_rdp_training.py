@@ -48,7 +48,8 @@ class RecordOdometry(RolloutHook):
 def test_the_odometry_of_a_stored_episode_equals_the_observations_bit_for_bit(tiny_dataset, tmp_path):
     env = make_env(tiny_dataset, "train", 32, 32, max_episode_steps=40)
     torch.manual_seed(0)
-    agent = make_agent("rdp", TINY, vocab=env.dataset.vocab)
+    # an untrained ε head samples plans that move (an untrained sample head predicts about 0: a STOP)
+    agent = make_agent("rdp", {**TINY, "prediction_type": "epsilon"}, vocab=env.dataset.vocab)
     store = TrajectoryStore(tmp_path / "store")
     mixing = BetaMixing(0.5, agent, seed=1)  # a DAgger episode: the agent executes some of the actions
     recorders = []
@@ -114,3 +115,16 @@ def test_bc_trains_rdp_and_the_benchmark_re_evaluates_its_checkpoint(tiny_datase
     summary = json.loads((tmp_path / "runs" / "eval" / "summary.json").read_text())
     metrics = summary["metrics"] if "metrics" in summary else summary
     assert metrics["steps"] == final["final/steps"] and metrics["ndtw"] == final["final/ndtw"]
+    done = _run(
+        "scripts/vln_openloop.py", "runs/bc/checkpoints/last", "--data", str(tiny_dataset), "--episodes", "2",
+        "--out", "openloop.json", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    probe = json.loads((tmp_path / "openloop.json").read_text())
+    confusion = np.array(probe["confusion"])
+    assert confusion.shape == (4, 4) and confusion.sum() == probe["steps"] > 0
+    assert probe["agreement"] == np.trace(confusion) / probe["steps"]
+    assert confusion[0].sum() == 2  # each expert episode ends on its STOP
+    sensitivity = probe["condition_sensitivity"]
+    assert [r["timestep"] for r in sensitivity] == [0, 5, 10, 14, 19]
+    assert all(r["change"] > 0 and r["magnitude"] > 0 for r in sensitivity)
