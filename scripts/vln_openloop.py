@@ -11,10 +11,11 @@ at every step the agent acts (``deterministic=False``, as DAgger collects) and i
 action (``record_actions``: the executed history stays the expert's, and a plan that disagreed is dropped).
 Printed: the agreement and the confusion matrix (rows: expert STOP, FORWARD, LEFT, RIGHT; columns: agent).
 
-For RDP it also prints the **condition sensitivity** of the noise prediction at several diffusion timesteps:
-the mean ``|ε(x_t, t, c_i) − ε(x_t, t, c_j)|`` between the condition tokens of different episodes on the same
-noisy plan, next to the mean ``|ε|``. A value near 0 at every timestep means the head ignores its condition
-and samples the same plan distribution whatever it sees (with ``deterministic=True``, the same plan).
+For RDP it also prints the **condition sensitivity** of the head's prediction ``p`` (the noise or the clean
+plan, per ``prediction_type``) at several diffusion timesteps: the mean ``|p(x_t, t, c_i) − p(x_t, t, c_j)|``
+between the condition tokens of different episodes on the same noisy plan, next to the mean ``|p|``. A
+value near 0 at every timestep means the head ignores its condition and samples the same plan distribution
+whatever it sees (with ``deterministic=True``, the same plan).
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def agreement(agent: Agent, env: Any, episode_ids: list[str], max_steps: int = 5
 def condition_sensitivity(
     agent: Any, env: Any, episode_ids: list[str], seed: int = 0
 ) -> list[dict[str, float]]:
-    """RDP: per timestep, how much the predicted noise changes with another episode's condition tokens."""
+    """RDP: per timestep, how much the head's prediction changes with another episode's condition tokens."""
     c, net = agent.config, agent.net
     rows = []
     with torch.no_grad():
@@ -97,9 +98,9 @@ def condition_sensitivity(
         for t in sorted({int(round(v)) for v in np.linspace(0, last, N_PROBE_TIMESTEPS)}):
             noisy = torch.randn((len(cond), c.horizon, 3), generator=generator)
             timesteps = torch.full((len(cond),), t, dtype=torch.long)
-            eps = net.head(noisy, timesteps, cond)
-            changed = (eps - net.head(noisy, timesteps, cond[other])).abs().mean()
-            out.append({"timestep": t, "change": float(changed), "magnitude": float(eps.abs().mean())})
+            predicted = net.head(noisy, timesteps, cond)
+            changed = (predicted - net.head(noisy, timesteps, cond[other])).abs().mean()
+            out.append({"timestep": t, "change": float(changed), "magnitude": float(predicted.abs().mean())})
     return out
 
 
@@ -135,8 +136,8 @@ def main(argv: list[str] | None = None) -> int:
             result["condition_sensitivity"] = condition_sensitivity(agent, env, list(bench.episode_ids))
             for row in result["condition_sensitivity"]:
                 print(
-                    f"t={row['timestep']:2d}: |eps(c_i) - eps(c_j)| {row['change']:.3f}   "
-                    f"|eps| {row['magnitude']:.3f}"
+                    f"t={row['timestep']:2d}: |p(c_i) - p(c_j)| {row['change']:.3f}   "
+                    f"|p| {row['magnitude']:.3f}"
                 )
     finally:
         bench.close()
