@@ -105,11 +105,13 @@ class NavDPAsyncHead(nn.Module):
         return self.action_head(self.layernorm(out))
 
     def loss(self, cond: dict[str, Tensor], targets: Tensor) -> tuple[Tensor, dict[str, float]]:
-        """ε-MSE of the DDPM on (B, T, 3) scaled target steps."""
+        """ε-MSE of the DDPM on (B, T, 3) scaled target steps (the clean steps' MSE when the NavDP config's
+        ``prediction_type`` is ``sample``)."""
         x0 = targets.to(cond["goal"].device)
         noise = torch.randn_like(x0)
         t = torch.randint(0, self.scheduler.config.num_train_timesteps, (x0.shape[0],), device=x0.device)
-        loss = F.mse_loss(self.noise(self.scheduler.add_noise(x0, noise, t), t, cond), noise)
+        wanted = x0 if self.nav.prediction_type == "sample" else noise
+        loss = F.mse_loss(self.noise(self.scheduler.add_noise(x0, noise, t), t, cond), wanted)
         return loss, {"loss/action": float(loss.detach())}
 
     @torch.no_grad()

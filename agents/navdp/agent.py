@@ -39,13 +39,14 @@ from envs.datasets.critic import FUTURE_STRIDE, HISTORY, HORIZON
 
 
 def make_scheduler(config: NavDPConfig) -> Any:
-    """diffusers' ``DDPMScheduler`` of NavDP: ``squaredcos_cap_v2``, ε-prediction (imported here: slow)."""
+    """diffusers' ``DDPMScheduler`` of NavDP: ``squaredcos_cap_v2``, ε-prediction (NavDP's; or the clean
+    sample, ``config.prediction_type``) (imported here: slow)."""
     from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
 
     return DDPMScheduler(
         num_train_timesteps=config.num_train_timesteps,
         beta_schedule="squaredcos_cap_v2",
-        prediction_type="epsilon",
+        prediction_type=config.prediction_type,
         clip_sample=config.clip_sample,
         clip_sample_range=config.clip_sample_range,
     )

@@ -27,6 +27,9 @@ SELECTIONS = ("critic", "random")
 STRIDE = HISTORY_STRIDE
 
 #: Overrides turning the defaults into NavDP's published model.
+#: What the denoiser may predict (diffusers' names).
+PREDICTION_TYPES = ("epsilon", "sample")
+
 PAPER_SIZES: dict[str, Any] = {
     "image_size": 224,
     "patch_size": 14,
@@ -81,6 +84,8 @@ class NavDPConfig:
             0.12 rad without, 0.27 with; README, NavDP).
         max_goal_distance: point-goal x is clipped to [0, max], y to [-max, max] metres (NavDP: 10).
         num_train_timesteps, num_inference_steps: DDPM steps (10, 10).
+        prediction_type: what the denoiser predicts: ``epsilon`` (the noise, NavDP's) or ``sample`` (the clean
+            scaled path; see RDP's ``prediction_type``).
         clip_sample: clip the DDPM's predicted clean sample to [-clip_sample_range, clip_sample_range].
         clip_sample_range: that bound (3.0: a waypoint here is up to 2 expert steps, 0.5 m or 0.52 rad, from
             the last, 2.0 or 2.1 after the ×4 scaling; diffusers' default of 1 would cut them).
@@ -123,6 +128,7 @@ class NavDPConfig:
     max_goal_distance: float = 10.0
     num_train_timesteps: int = 10
     num_inference_steps: int = 10
+    prediction_type: str = "epsilon"
     clip_sample: bool = True
     clip_sample_range: float = 3.0
     action_scale: float = 4.0
@@ -154,6 +160,8 @@ class NavDPConfig:
     def __post_init__(self) -> None:
         if self.name != "navdp":
             self._fail("name", "'navdp'")
+        if self.prediction_type not in PREDICTION_TYPES:
+            self._fail("prediction_type", f"one of {list(PREDICTION_TYPES)}")
         check_positive_ints(self, _POSITIVE_INTS)
         if self.image_size % self.patch_size:
             self._fail("image_size", f"a multiple of patch_size ({self.patch_size})")

@@ -2,7 +2,8 @@
 
 ``loss = action_weight · action + critic_weight · critic + aux_weight · aux`` (0.8, 0.2, 0.5):
 
-- **action**: ε-MSE of diffusers' DDPM on the 24 scaled per-step deltas of the expert's future path, over two
+- **action**: ε-MSE (or, with ``prediction_type="sample"``, the MSE of the predicted clean path) of
+  diffusers' DDPM on the 24 scaled per-step deltas of the expert's future path, over two
   branches of the same noisy sample: *no goal* (the three goal slots zero) and *mixed goal* (slots filled by
   :func:`agents.navdp.inputs.mixed_goal_kinds`), averaged;
 - **critic**: MSE of the critic's values of the expert path and of the augmented path against ``labels``
@@ -86,7 +87,8 @@ def navdp_loss(agent: NavDPAgent, batch: Mapping[str, Any]) -> tuple[Tensor, dic
         torch.cat([torch.zeros_like(mixed), mixed]),
         torch.cat([tokens, tokens]),
     )
-    action = F.mse_loss(pred, torch.cat([noise, noise]))
+    wanted = target if c.prediction_type == "sample" else noise
+    action = F.mse_loss(pred, torch.cat([wanted, wanted]))
 
     labels = batch.get("labels")
     critic = torch.zeros((), device=dev)

@@ -68,6 +68,7 @@ def test_declarations_and_config_checks():
         ({"goal": "text"}, "goal"),
         ({"n_waypoints": 25}, "n_waypoints"),
         ({"num_inference_steps": 11}, "num_inference_steps"),
+        ({"prediction_type": "v_prediction"}, "prediction_type"),
     ]:
         with pytest.raises(ValueError, match=f"NavDPConfig.{match}"):
             NavDPConfig(**bad)
@@ -122,6 +123,19 @@ def test_loss_is_finite_reaches_every_parameter_and_does_not_mutate_the_batch():
     for key, value in before.items():
         np.testing.assert_array_equal(batch[key], value)
     assert agent.goal_samples.tolist() == [B, B, 2]  # samples seen per goal kind
+
+
+def test_a_denoiser_predicting_the_clean_path_is_trained_on_the_path():
+    agent = build(prediction_type="sample").train()
+    assert agent.scheduler.config.prediction_type == "sample"
+    batch = make_batch(np.random.default_rng(0))
+    target = path_to_steps(torch.as_tensor(batch["future"], dtype=torch.float32), agent.config.action_scale)
+    agent.net.noise = lambda noisy, timesteps, goals, tokens: torch.cat([target, target])
+    _, info = agent.loss(batch)  # a denoiser that returns the clean path has no action loss
+    assert info["loss/action"] == 0.0
+    agent = build().train()
+    agent.net.noise = lambda noisy, timesteps, goals, tokens: torch.cat([target, target])
+    assert agent.loss(batch)[1]["loss/action"] > 0.1  # the ε head is asked for the noise instead
 
 
 def test_without_labels_the_critic_is_skipped_and_said_so():
