@@ -32,18 +32,16 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.base import NUM_ACTIONS, Agent  # noqa: E402
+from agents.base import NUM_ACTIONS, STOP, Agent  # noqa: E402
 from agents.checkpoints import find_agent_dir  # noqa: E402
+from agents.rdp.network import STEP_DIM  # noqa: E402
 from benchmarks.base import BENCHMARKS  # noqa: E402
+from envs.rollout import batch_observation  # noqa: E402
 
 #: Diffusion timesteps at which the condition sensitivity is measured, evenly spread over the schedule.
 N_PROBE_TIMESTEPS = 5
 #: Expert steps taken before the states whose condition tokens the sensitivity compares.
 PROBE_STEP = 5
-
-
-def _batch(obs: dict[str, Any]) -> dict[str, Any]:
-    return {k: (v[None] if isinstance(v, np.ndarray) else [v]) for k, v in obs.items()}
 
 
 def agreement(agent: Agent, env: Any, episode_ids: list[str], max_steps: int = 500) -> dict[str, Any]:
@@ -53,12 +51,12 @@ def agreement(agent: Agent, env: Any, episode_ids: list[str], max_steps: int = 5
         obs, _ = env.reset(options={"episode_id": episode_id})
         agent.reset(1)
         for _ in range(max_steps):
-            action = int(agent.act(_batch(obs), deterministic=False)[0])
+            action = int(agent.act(batch_observation(obs), deterministic=False)[0])
             expert = int(env.unwrapped.expert_action())
             confusion[expert, action] += 1
             agent.record_actions(np.array([expert]))
             obs, _, terminated, truncated, _ = env.step(expert)
-            if terminated or truncated or expert == 0:
+            if terminated or truncated or expert == STOP:
                 break
     total = int(confusion.sum())
     return {
@@ -79,14 +77,12 @@ def condition_sensitivity(
             obs, _ = env.reset(options={"episode_id": episode_id})
             for _ in range(PROBE_STEP):
                 obs, *_ = env.step(int(env.unwrapped.expert_action()))
-            b = _batch(obs)
+            b = batch_observation(obs)
             text, valid = net.encode_text(*agent.tokenize(b["instruction_text"]))
             vision = net.encode_frames(*agent.frames(b["rgb"], b["depth"]))
             odometry = torch.as_tensor(np.asarray(b["odometry"], np.float32), device=agent.device)
-            none = np.full((1, 1), -1)
-            states, _ = net.recurrent(
-                vision[:, None], agent.steps(none), odometry[:, None], torch.zeros(1, c.hidden_size)
-            )
+            none, hidden = np.full((1, 1), -1), torch.zeros(1, c.hidden_size, device=agent.device)
+            states, _ = net.recurrent(vision[:, None], agent.steps(none), odometry[:, None], hidden)
             history = agent.steps(np.full((1, c.n_prev_actions), -1))
             cond, _ = net.condition(vision, states[:, 0], text, valid, odometry, history)
             rows.append(net.finish_condition(cond, None))
@@ -96,8 +92,8 @@ def condition_sensitivity(
         out = []
         last = c.num_train_timesteps - 1
         for t in sorted({int(round(v)) for v in np.linspace(0, last, N_PROBE_TIMESTEPS)}):
-            noisy = torch.randn((len(cond), c.horizon, 3), generator=generator)
-            timesteps = torch.full((len(cond),), t, dtype=torch.long)
+            noisy = torch.randn((len(cond), c.horizon, STEP_DIM), generator=generator).to(agent.device)
+            timesteps = torch.full((len(cond),), t, dtype=torch.long, device=agent.device)
             predicted = net.head(noisy, timesteps, cond)
             changed = (predicted - net.head(noisy, timesteps, cond[other])).abs().mean()
             out.append({"timestep": t, "change": float(changed), "magnitude": float(predicted.abs().mean())})

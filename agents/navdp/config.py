@@ -26,10 +26,10 @@ SELECTIONS = ("critic", "random")
 #: System-1 data's, whose critic labels score paths of this shape).
 STRIDE = HISTORY_STRIDE
 
-#: Overrides turning the defaults into NavDP's published model.
 #: What the denoiser may predict (diffusers' names).
 PREDICTION_TYPES = ("epsilon", "sample")
 
+#: Overrides turning the defaults into NavDP's published model.
 PAPER_SIZES: dict[str, Any] = {
     "image_size": 224,
     "patch_size": 14,
