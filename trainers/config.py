@@ -123,10 +123,10 @@ class TrainEvalConfig:
     max_episode_steps: int | None = None
 
     def __post_init__(self) -> None:
-        for field, value in (("n_episodes", self.n_episodes), ("final_n_episodes", self.final_n_episodes)):
+        for name, value in (("n_episodes", self.n_episodes), ("final_n_episodes", self.final_n_episodes)):
             ok = value is None or (isinstance(value, int) and value >= 1)
             hint = " (eval.every_epochs=0 / eval.final=false turn evaluations off)"
-            _check(ok, f"eval.{field}", value, "null or an int >= 1" + hint)
+            _check(ok, f"eval.{name}", value, "null or an int >= 1" + hint)
         _check(self.every_epochs >= 0, "eval.every_epochs", self.every_epochs, "an int >= 0")
         steps = self.max_episode_steps
         _check(steps is None or steps >= 1, "eval.max_episode_steps", steps, "null or an int >= 1")

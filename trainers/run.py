@@ -7,7 +7,7 @@
 Any config key can be overridden (``trainer.rounds=5``, ``logger.sinks=[jsonl,tensorboard]``,
 ``experiment=vlnce_dagger``); a misspelt key fails at composition, naming it, and so does a key added with
 ``+key=value`` that the schema does not know. A run folder that already holds a run is refused unless
-``resume=true`` or ``overwrite=true``.
+``resume=true`` or ``overwrite=true``, and one that another training is writing is refused outright.
 """
 
 from __future__ import annotations
@@ -42,10 +42,11 @@ def main(cfg: DictConfig) -> dict[str, float]:
     check_inputs(config)
     info = distributed.init_distributed(device=None if config.device == "auto" else config.device)
     try:
-        config.run_dir = claim_run_dir(config, info.is_main)
-        cleanup = removed_on_failure(config.run_dir, keep=lambda: holds_results(config))
-        with cleanup if info.is_main else contextlib.nullcontext():
-            return make_trainer(config, info).learn()
+        with contextlib.ExitStack() as held:
+            config.run_dir = claim_run_dir(config, info.is_main, hold=held)
+            cleanup = removed_on_failure(config.run_dir, keep=lambda: holds_results(config))
+            with cleanup if info.is_main else contextlib.nullcontext():
+                return make_trainer(config, info).learn()
     finally:
         distributed.cleanup()
 

@@ -4,6 +4,8 @@
 - :func:`resolve_run_dir` picks the folder (``run_dir``, else ``runs/<agent>-<trainer>-<timestamp>``).
 - :func:`claim_run_dir` refuses a folder that already holds a run unless ``resume=true`` (continue it) or
   ``overwrite=true`` (empty it first), so two runs never mix their checkpoints, metrics and store.
+- :func:`held_run_dir` holds an exclusive lock on the folder for the length of the run, so a second command
+  (a resume started twice, two results commands) fails at once instead of mixing its checkpoints with ours.
 - :func:`holds_results` tells whether a failed run saved anything worth keeping; when it did not, the entry
   point removes what the run created (``envs.fileio.removed_on_failure``).
 - :func:`config_changes` says how a folder's saved run differs from the config a command's overrides resolve
@@ -14,10 +16,14 @@ Under ``torchrun`` every rank takes rank 0's folder and rank 0's verdict, and on
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+import os
 import shutil
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -72,26 +78,32 @@ def resolve_run_dir(config: TrainConfig) -> str:
     return distributed.all_gather_objects(run_dir)[0]
 
 
-def claim_run_dir(config: TrainConfig, is_main: bool = True) -> str:
+def claim_run_dir(
+    config: TrainConfig, is_main: bool = True, hold: contextlib.ExitStack | None = None
+) -> str:
     """Resolve the run folder and make sure this run may write there (see the module docstring).
 
+    With ``hold``, the main rank first takes the folder's lock (:func:`held_run_dir`) into that stack, so
+    that it is held until the stack closes and no other command can empty or write the folder meanwhile.
     A missing or empty folder is free; a folder holding anything is continued with ``resume``, emptied with
     ``overwrite``, and refused otherwise. Collective under torchrun: the main rank (``is_main``) decides
-    and empties.
+    and empties, and every rank raises its verdict.
 
     Returns:
         The run folder.
 
     Raises:
-        FileExistsError: the folder is in use and neither ``resume`` nor ``overwrite`` is set; the message
-            names the folder and both ways out.
+        FileExistsError: the folder holds a run and neither ``resume`` nor ``overwrite`` is set, or another
+            process holds it; the message names the folder and the ways out.
     """
     run_dir = resolve_run_dir(config)
     problem = None
     if is_main:
         try:
+            if hold is not None:
+                hold.enter_context(held_run_dir(run_dir))
             _claim(Path(run_dir), config)
-        except (FileExistsError, NotADirectoryError, ValueError) as err:
+        except (FileExistsError, NotADirectoryError, ValueError, BlockingIOError) as err:
             problem = str(err)
     problem = distributed.all_gather_objects(problem)[0]
     if problem:
@@ -123,6 +135,41 @@ def _claim(path: Path, config: TrainConfig) -> None:
             shutil.rmtree(entry)
         else:
             entry.unlink()
+
+
+@contextlib.contextmanager
+def held_run_dir(run_dir: str) -> Iterator[None]:
+    """Hold an exclusive lock on the folder ``run_dir`` (made if missing) for the block.
+
+    The lock is a ``flock`` on the folder itself, so nothing is written for it, and the kernel drops it when
+    the process ends, however it ends. When the block raises and the folder was made here and is still
+    empty, the folder (and the parents made for it) is removed again.
+
+    Raises:
+        BlockingIOError: another process holds the folder; the message names it and the ways out.
+    """
+    path = Path(run_dir)
+    created = [p for p in (path, *path.parents) if not p.exists()]
+    path.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BlockingIOError(
+                f"run_dir={run_dir} is in use by another training process; wait for it to end, stop it, or "
+                "give another run_dir="
+            ) from None
+        try:
+            yield
+        except BaseException:
+            if created and path.is_dir() and not any(path.iterdir()):
+                for folder in created:
+                    with contextlib.suppress(OSError):
+                        folder.rmdir()
+            raise
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def holds_results(config: TrainConfig) -> bool:

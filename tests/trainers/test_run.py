@@ -1,5 +1,6 @@
 """The entry point ``python trainers/run.py``: one run folder per run, a misspelt key fails naming it."""
 
+import contextlib
 import shutil
 import subprocess
 import sys
@@ -102,6 +103,39 @@ def test_the_command_line_refuses_a_used_run_folder(tiny_dataset, tmp_path):
     )
     assert done.returncode != 0 and "run_dir=r already holds a run" in done.stderr
     assert "resume=true" in done.stderr and [p.name for p in (tmp_path / "r").iterdir()] == ["metrics.jsonl"]
+
+
+def test_a_run_folder_another_training_holds_is_refused(tiny_dataset, tmp_path):
+    from trainers.run_folder import claim_run_dir, held_run_dir
+
+    run_dir = tmp_path / "r"
+    config = TrainConfig(agent=CMAConfig(), trainer=BCConfig(), run_dir=str(run_dir), resume=True)
+    config.data.dir = str(tiny_dataset)
+    with held_run_dir(str(run_dir)):  # another training (a lock on its own open file description)
+        with contextlib.ExitStack() as held, pytest.raises(FileExistsError) as err:
+            claim_run_dir(config, hold=held)
+        assert f"run_dir={run_dir} is in use by another training" in str(err.value)
+        done = _run(
+            "experiment=smoke", "agent=cma", "trainer=bc", f"data.dir={tiny_dataset}", "run_dir=r",
+            "resume=true", cwd=tmp_path,
+        )  # fmt: skip
+        assert done.returncode != 0 and "run_dir=r is in use by another training" in done.stderr
+        assert run_dir.is_dir() and list(run_dir.iterdir()) == []  # the holder's folder is left alone
+    with contextlib.ExitStack() as held:
+        assert claim_run_dir(config, hold=held) == str(run_dir)  # free once the holder lets go
+
+
+def test_a_held_folder_made_for_a_block_that_fails_is_removed(tmp_path):
+    from trainers.run_folder import held_run_dir
+
+    with pytest.raises(RuntimeError), held_run_dir(str(tmp_path / "a" / "b")):
+        assert (tmp_path / "a" / "b").is_dir()
+        raise RuntimeError("the run failed before writing anything")
+    assert not (tmp_path / "a").exists()
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(RuntimeError), held_run_dir(str(tmp_path / "kept")):
+        raise RuntimeError("an existing folder stays")
+    assert (tmp_path / "kept").is_dir()
 
 
 def test_a_missing_dataset_fails_before_the_run_folder_exists(tmp_path):
