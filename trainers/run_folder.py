@@ -78,9 +78,7 @@ def resolve_run_dir(config: TrainConfig) -> str:
     return distributed.all_gather_objects(run_dir)[0]
 
 
-def claim_run_dir(
-    config: TrainConfig, is_main: bool = True, hold: contextlib.ExitStack | None = None
-) -> str:
+def claim_run_dir(config: TrainConfig, is_main: bool = True, hold: contextlib.ExitStack | None = None) -> str:
     """Resolve the run folder and make sure this run may write there (see the module docstring).
 
     With ``hold``, the main rank first takes the folder's lock (:func:`held_run_dir`) into that stack, so
