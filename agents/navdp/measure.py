@@ -13,6 +13,7 @@ depend on them.
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 
 import numpy as np
@@ -20,6 +21,8 @@ import torch
 
 from agents.navdp.agent import NavDPAgent
 from agents.navdp.config import NavDPConfig
+
+logger = logging.getLogger(__name__)
 
 CONFIGS = {"default": NavDPConfig, "paper": NavDPConfig.paper}
 #: NavDP's registered parameter count, millions (anchors Part B §3, InternNav's server config).
@@ -74,6 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--plans", type=int, default=3, help="timed plans per configuration")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
     for name in args.configs:
         config = CONFIGS[name]()
@@ -81,12 +85,12 @@ def main(argv: list[str] | None = None) -> None:
         agent = NavDPAgent(config).eval()
         counts = parameter_counts(agent)
         text = ", ".join(f"{k} {v:.2f} M" for k, v in counts.items())
-        print(f"{name}: parameters: {text} (published NavDP: {PUBLISHED_MILLIONS} M)")
+        logger.info("%s: parameters: %s (published NavDP: %s M)", name, text, PUBLISHED_MILLIONS)
         ms = plan_latency(agent, args.plans)
-        print(
-            f"{name}: {args.threads} thread(s): {ms:.1f} ms per plan of {config.num_samples} trajectories "
-            f"({config.num_inference_steps} denoising steps, {config.image_size} px)"
-        )
+        logger.info(
+            "%s: %d thread(s): %.1f ms per plan of %d trajectories (%d denoising steps, %d px)",
+            name, args.threads, ms, config.num_samples, config.num_inference_steps, config.image_size,
+        )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ import torch
 from agents.rdp.agent import RDPAgent
 from agents.rdp.config import RDPConfig
 
+logger = logging.getLogger(__name__)
+
 INSTRUCTION = "walk out of the kitchen, turn left at the sofa and stop in front of the white door " * 3
 CONFIGS = {"default": RDPConfig, "paper": RDPConfig.paper}
 
@@ -95,19 +97,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--plans", type=int, default=5, help="timed calls per measurement")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.ERROR)
+    logging.basicConfig(level=logging.ERROR, format="%(message)s")
+    logger.setLevel(logging.INFO)
     torch.set_num_threads(args.threads)
     for name in args.configs:
         config = CONFIGS[name]()
         torch.manual_seed(0)
         agent = RDPAgent(config, instructions=[INSTRUCTION]).eval()
         counts = ", ".join(f"{k} {v:.2f} M" for k, v in parameter_counts(agent).items())
-        print(f"{name}: parameters: {counts}")
+        logger.info("%s: parameters: %s", name, counts)
         if config.text_encoder == "clip" and agent.tokenizer is None:
             agent.tokenizer = WordTokenizer(agent.clip_config.text_config.vocab_size)
         plan, step = step_latencies(agent, args.plans)
-        print(
-            f"{name}: {args.threads} thread(s): {plan:.1f} ms per plan, {step:.1f} ms per step executing one"
+        logger.info(
+            "%s: %d thread(s): %.1f ms per plan, %.1f ms per step executing one",
+            name,
+            args.threads,
+            plan,
+            step,
         )
 
 

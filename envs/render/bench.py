@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import time
 
@@ -22,6 +23,8 @@ from envs.render.camera import CameraSpec
 from envs.render.renderer import Renderer
 from envs.scenes.generate import generate_house
 from envs.scenes.scene import Scene, SceneMesh
+
+logger = logging.getLogger(__name__)
 
 _BOX_FACES = np.array(
     [[0, 1, 3], [0, 3, 2], [4, 6, 7], [4, 7, 5], [0, 4, 5], [0, 5, 1]]
@@ -77,6 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 224])
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.scene == "house":
         scene = generate_house(args.seed)
         x, z = (float(v) for v in scene.rooms[0].polygon.mean(axis=0))
@@ -93,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
                 row = {"renderer": info, "scene": scene.name, "triangles": renderer.n_triangles, "size": size}
                 row |= {"modalities": "+".join(modalities), "cull": renderer.cull}
                 row |= {"ms_per_frame": round(ms, 3), "triangles_per_frame": round(triangles, 1)}
-                print(json.dumps(row))
+                logger.info(json.dumps(row))
     for renderer in renderers:
         renderer.release()
 
