@@ -8,6 +8,7 @@ the loss.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -56,18 +57,18 @@ class KeypointPlannerAgent(Agent, abstract=True):
     def _build_for_load(cls, config: Any, vocab: list[str] | None, directory: Path | None = None) -> Agent:
         return cls(config, vocab=vocab, load_pretrained=False)
 
+    @abc.abstractmethod
     def build_net(self, config: PlannerConfig) -> nn.Module:
         """The method's network at the config's sizes."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def load_weights(self, path: str) -> None:
         """Load released weights into :attr:`net` (checked; see :mod:`agents.baselines.loading`)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def forward(self, data: Mapping[str, Any], window: bool = False) -> tuple[Tensor, Tensor, Tensor]:
         """Observations (or, with ``window``, a window batch's current frames) -> keypoints (B, K, 3), fear
         (B, 1), goal (B, 3)."""
-        raise NotImplementedError
 
     def goal(self, data: Mapping[str, Any]) -> Tensor:
         """(B, 3) network goal from ``data["pointgoal"]``."""

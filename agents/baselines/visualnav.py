@@ -34,6 +34,7 @@ the NavDP benchmark runs them without a goal; NoMaD masks its goal token.
 
 from __future__ import annotations
 
+import abc
 import math
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -229,9 +230,9 @@ class VisualNavAgent(Agent, abstract=True):
         self._episodes = 0
         self._init_state(0)
 
+    @abc.abstractmethod
     def build_net(self, config: Any) -> nn.Module:
         """The method's network from its config."""
-        raise NotImplementedError
 
     @classmethod
     def _build_for_load(cls, config: Any, vocab: list[str] | None, directory: Path | None = None) -> Agent:
@@ -273,10 +274,10 @@ class VisualNavAgent(Agent, abstract=True):
         return frames_input(goal, self.config.image_width, self.config.image_height, self.device)
 
     # ------------------------------------------------------------------------------------------ acting
+    @abc.abstractmethod
     def predict(self, obs: Mapping[str, Any], deterministic: bool) -> tuple[Tensor, Tensor]:
         """(B, len_traj_pred, 3) waypoints in metres and (B,) predicted temporal distance (pushes the
         context frame of this step)."""
-        raise NotImplementedError
 
     @torch.no_grad()
     def act(self, obs: Mapping[str, Any], deterministic: bool = True) -> np.ndarray:
