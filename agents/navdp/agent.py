@@ -31,6 +31,7 @@ from torch import Tensor
 
 from agents.base import AGENTS, Agent, VocabLike, as_tensor
 from agents.contract import CameraRequest, SampleSpec
+from agents.diffusion import cosine_ddpm_scheduler
 from agents.navdp.config import GOAL_KINDS, STRIDE, NavDPConfig
 from agents.navdp.inputs import depth_input, mask_input, point_goal_xyt, rgb_input, steps_to_path
 from agents.navdp.losses import goal_slots, navdp_loss
@@ -40,15 +41,9 @@ from envs.datasets.critic import FUTURE_STRIDE, HISTORY, HORIZON
 
 def make_scheduler(config: NavDPConfig) -> Any:
     """diffusers' ``DDPMScheduler`` of NavDP: ``squaredcos_cap_v2``, ε-prediction (NavDP's; or the clean
-    sample, ``config.prediction_type``) (imported here: slow)."""
-    from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
-
-    return DDPMScheduler(
-        num_train_timesteps=config.num_train_timesteps,
-        beta_schedule="squaredcos_cap_v2",
-        prediction_type=config.prediction_type,
-        clip_sample=config.clip_sample,
-        clip_sample_range=config.clip_sample_range,
+    sample, ``config.prediction_type``)."""
+    return cosine_ddpm_scheduler(
+        config.num_train_timesteps, config.prediction_type, config.clip_sample, config.clip_sample_range
     )
 
 

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from agents.diffusion import PREDICTION_TYPES
 from agents.policy_config import check_positive_ints
 from envs.datasets.critic import HISTORY_STRIDE, HORIZON
 
@@ -25,9 +26,6 @@ SELECTIONS = ("critic", "random")
 #: Training windows: 7 history frames every 4 steps + the current one; 24 future poses every 2 steps (the
 #: System-1 data's, whose critic labels score paths of this shape).
 STRIDE = HISTORY_STRIDE
-
-#: What the denoiser may predict (diffusers' names).
-PREDICTION_TYPES = ("epsilon", "sample")
 
 #: Overrides turning the defaults into NavDP's published model.
 PAPER_SIZES: dict[str, Any] = {

@@ -14,12 +14,12 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from agents.diffusion import PREDICTION_TYPES
 from agents.encoders.habitat_resnet import BACKBONES
 from agents.policy_config import check_positive_ints
 
 RGB_ENCODERS = ("conv", "clip")
 TEXT_ENCODERS = ("transformer", "clip")
-PREDICTION_TYPES = ("epsilon", "sample")
 
 #: Overrides turning the default into the published RDP (anchors Part A §2.3, Part B §4).
 PAPER_SIZES: dict[str, Any] = {

@@ -22,19 +22,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from agents.diffusion import cosine_ddpm_scheduler
+
 
 def make_scheduler(num_train_timesteps: int = 20, prediction_type: str = "epsilon") -> Any:
     """diffusers' ``DDPMScheduler`` of RDP: ``squaredcos_cap_v2`` betas, samples clipped to [-1, 1], the head
-    predicting the noise (``epsilon``, RDP's) or the clean sample (``sample``). (diffusers is imported here:
-    it takes seconds to import and only RDP needs it.)"""
-    from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
-
-    return DDPMScheduler(
-        num_train_timesteps=num_train_timesteps,
-        beta_schedule="squaredcos_cap_v2",
-        prediction_type=prediction_type,
-        clip_sample=True,
-    )
+    predicting the noise (``epsilon``, RDP's) or the clean sample (``sample``)."""
+    return cosine_ddpm_scheduler(num_train_timesteps, prediction_type)
 
 
 def timestep_embedding(timesteps: Tensor, width: int) -> Tensor:

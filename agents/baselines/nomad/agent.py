@@ -34,18 +34,12 @@ from agents.baselines.visualnav import (
     positions_to_waypoints,
     unnormalize_deltas,
 )
+from agents.diffusion import cosine_ddpm_scheduler
 
 
 def make_scheduler(config: NoMaDConfig) -> Any:
-    """NoMaD's ``DDPMScheduler`` (imported here: slow)."""
-    from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
-
-    return DDPMScheduler(
-        num_train_timesteps=config.num_diffusion_iters,
-        beta_schedule="squaredcos_cap_v2",
-        clip_sample=True,
-        prediction_type="epsilon",
-    )
+    """NoMaD's ``DDPMScheduler``: cosine betas, ε-prediction, samples clipped to [-1, 1]."""
+    return cosine_ddpm_scheduler(config.num_diffusion_iters)
 
 
 @AGENTS.register("nomad")
