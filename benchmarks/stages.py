@@ -5,8 +5,8 @@ work in this process, skipped when its output is already complete. :func:`execut
 order, or, with ``jobs`` > 1, the stages that belong to a named run (a training and its evaluation) side by
 side, up to ``jobs`` runs at a time, **longest first** (each stage carries an estimated ``cost``; running the
 long runs first keeps one long run from being left alone at the end, which would idle the other workers).
-:class:`StageRunner` records in ``OUT/stages.json`` when each stage finished, how long it took and the git
-commit it ran on.
+:class:`StageRunner` records in ``OUT/stages.json`` when each stage finished, how long it took (over every
+attempt: a stage killed and continued counts the time of each attempt) and the git commit it ran on.
 """
 
 from __future__ import annotations
@@ -67,13 +67,50 @@ def git_version() -> str:
     return commit.stdout.strip() + ("+uncommitted" if status.stdout.strip() else "")
 
 
-def record_stage(out: Path, stage: Stage, seconds: float, version: str) -> None:
-    """Add ``stage`` to ``OUT/stages.json``: the commit it ran on, when it finished, how long it took."""
+def record_start(out: Path, stage: Stage, log: Path | None) -> float:
+    """Mark ``stage`` as running in ``OUT/stages.json``; returns the seconds it already ran in earlier,
+    interrupted attempts.
+
+    An attempt that was killed left its ``running_since``; it is taken to have ended when its output last
+    changed (the newest modification time of ``log`` and of the files directly in the stage's output
+    folder), so that an interrupted and continued stage records its whole time, not its last attempt's.
+    """
     records = read_json(out / "stages.json") or {}
+    previous = records.get(stage.name) or {}
+    before = float(previous.get("seconds_before", 0.0))
+    if "running_since" in previous:
+        before += max(_last_change([log, stage.output]) - previous["running_since"], 0.0)
+    records[stage.name] = {
+        "running_since": time.time(),
+        "seconds_before": round(before, 1),
+        "attempts": int(previous.get("attempts", 0)) + 1,
+    }
+    atomic_write(out / "stages.json", (json.dumps(records, indent=2) + "\n").encode())
+    return before
+
+
+def _last_change(paths: list[Path | None]) -> float:
+    """The newest modification time of the files ``paths`` and the files directly in the folders ``paths``
+    (0 when there is none)."""
+    times = [0.0]
+    for path in paths:
+        if path is None or not path.exists():
+            continue
+        entries = [path] if path.is_file() else [p for p in path.iterdir() if p.is_file()]
+        times += [p.stat().st_mtime for p in entries]
+    return max(times)
+
+
+def record_stage(out: Path, stage: Stage, seconds: float, version: str) -> None:
+    """Add ``stage`` to ``OUT/stages.json``: the commit it ran on, when it finished, how long it took over
+    all its attempts (``seconds``) and how many attempts that was."""
+    records = read_json(out / "stages.json") or {}
+    attempts = int((records.get(stage.name) or {}).get("attempts", 1))
     records[stage.name] = {
         "code": version,
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
         "seconds": seconds,
+        "attempts": attempts,
     }
     atomic_write(out / "stages.json", (json.dumps(records, indent=2) + "\n").encode())
 
@@ -83,7 +120,8 @@ def code_versions(out: Path) -> dict[str, str]:
     groups: dict[str, list[str]] = {}
     records = read_json(out / "stages.json") or {}
     for name, record in records.items():
-        groups.setdefault(record.get("code", "unknown"), []).append(name)
+        if "finished" in record:  # not a stage still running or stopped midway
+            groups.setdefault(record.get("code", "unknown"), []).append(name)
     if len(groups) == 1:
         return {code: "every stage" for code in groups}
     return {code: ", ".join(names) for code, names in groups.items()}
@@ -166,6 +204,8 @@ class StageRunner:
             return
         command = stage.command() if stage.command else None
         logger.info("== %s -> %s%s", stage.name, stage.output, f" (log {log})" if log else "")
+        with self.lock:
+            before = record_start(self.out, stage, log)
         start = time.perf_counter()
         if command:
             with open(log, "ab") if log else contextlib.nullcontext() as sink:
@@ -182,5 +222,5 @@ class StageRunner:
         if not stage.is_done():
             raise SystemExit(f"error: stage {stage.name!r} ended but {stage.output} is not complete")
         with self.lock:
-            record_stage(self.out, stage, round(time.perf_counter() - start, 1), self.version)
+            record_stage(self.out, stage, round(before + time.perf_counter() - start, 1), self.version)
         logger.info("done %s", stage.name)

@@ -7,12 +7,13 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from benchmarks.stages import Stage, run_order
+from benchmarks.stages import Stage, StageRunner, code_versions, run_order
 from benchmarks.tables import ResultRow, format_stat, results_table
 from envs.datasets.digest import dataset_digest
 
@@ -148,3 +149,26 @@ def test_side_by_side_runs_start_longest_first(tmp_path):
         "evaluate forward",
         "evaluate random",
     ]
+
+
+def test_a_stage_continued_after_a_kill_records_the_time_of_every_attempt(tmp_path):
+    out, folder = tmp_path / "out", tmp_path / "run"
+    out.mkdir()
+    folder.mkdir()
+    since = time.time() - 1000.0
+    # an earlier attempt started 1,000 s ago, had run 40 s before that, and last wrote its output 300 s in
+    (out / "stages.json").write_text(
+        json.dumps({"train x": {"running_since": since, "seconds_before": 40.0, "attempts": 2}})
+    )
+    (folder / "metrics.jsonl").write_text("{}\n")
+    os.utime(folder / "metrics.jsonl", (since + 300.0, since + 300.0))
+    done = []
+    stage = Stage(
+        "train x", folder, lambda: bool(done), command=lambda: [sys.executable, "-c", "pass"],
+        after=lambda: done.append(True),
+    )  # fmt: skip
+    StageRunner(out).run(stage)
+    record = json.loads((out / "stages.json").read_text())["train x"]
+    assert record["attempts"] == 3 and "running_since" not in record
+    assert 340.0 <= record["seconds"] < 340.0 + 60.0  # 40 + 300 + this attempt's
+    assert code_versions(out) == {record["code"]: "every stage"}
