@@ -28,7 +28,8 @@ so an interrupted run continues where it stopped (``--dry-run`` lists them with 
 
 With ``--jobs N`` the runs of step 4 proceed side by side, N at a time, the longest first (each entry's
 ``cost``), each into ``OUT/logs/<stage>.log``. ``OUT/stages.json`` records for every stage when it finished,
-how long it took (summed over its attempts when it was interrupted and continued), and the git commit it ran on (:mod:`benchmarks.stages` runs and records the stages).
+how long it took (summed over its attempts when it was interrupted and continued), and the git commit it ran
+on (:mod:`benchmarks.stages` runs and records the stages).
 ``OUT/plan.json`` holds the preset: a folder made with one preset is not continued with another.
 
 **Adding an agent** (RDP, NavDP, a System-2 or dual system): one :class:`Entry` in :data:`ENTRIES`: its

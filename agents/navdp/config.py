@@ -44,6 +44,7 @@ PAPER_SIZES: dict[str, Any] = {
     "decoder_heads": 8,
     "decoder_ffn": 1536,
     "dropout": 0.1,
+    "prediction_type": "epsilon",
 }
 
 _POSITIVE_INTS = (
@@ -82,8 +83,10 @@ class NavDPConfig:
             0.12 rad without, 0.27 with; README, NavDP).
         max_goal_distance: point-goal x is clipped to [0, max], y to [-max, max] metres (NavDP: 10).
         num_train_timesteps, num_inference_steps: DDPM steps (10, 10).
-        prediction_type: what the denoiser predicts: ``epsilon`` (the noise, NavDP's) or ``sample`` (the clean
-            scaled path; see RDP's ``prediction_type``).
+        prediction_type: what the denoiser predicts: ``sample`` (the clean scaled path; the small default) or
+            ``epsilon`` (the noise, NavDP's; ``paper()``). From scratch on the CPU data the clean-path head
+            learns to avoid obstacles much sooner: at step 4,000 of the same data and schedule, 100
+            ``cluttered_hard`` episodes give SR / SPL 0.63 / 0.61 against 0.36 / 0.24 with ε (README, NavDP).
         clip_sample: clip the DDPM's predicted clean sample to [-clip_sample_range, clip_sample_range].
         clip_sample_range: that bound (3.0: a waypoint here is up to 2 expert steps, 0.5 m or 0.52 rad, from
             the last, 2.0 or 2.1 after the ×4 scaling; diffusers' default of 1 would cut them).
@@ -126,7 +129,7 @@ class NavDPConfig:
     max_goal_distance: float = 10.0
     num_train_timesteps: int = 10
     num_inference_steps: int = 10
-    prediction_type: str = "epsilon"
+    prediction_type: str = "sample"
     clip_sample: bool = True
     clip_sample_range: float = 3.0
     action_scale: float = 4.0

@@ -126,14 +126,15 @@ def test_loss_is_finite_reaches_every_parameter_and_does_not_mutate_the_batch():
 
 
 def test_a_denoiser_predicting_the_clean_path_is_trained_on_the_path():
-    agent = build(prediction_type="sample").train()
-    assert agent.scheduler.config.prediction_type == "sample"
+    agent = build().train()
+    assert agent.scheduler.config.prediction_type == "sample"  # the small default; paper() keeps ε
     batch = make_batch(np.random.default_rng(0))
     target = path_to_steps(torch.as_tensor(batch["future"], dtype=torch.float32), agent.config.action_scale)
     agent.net.noise = lambda noisy, timesteps, goals, tokens: torch.cat([target, target])
     _, info = agent.loss(batch)  # a denoiser that returns the clean path has no action loss
     assert info["loss/action"] == 0.0
-    agent = build().train()
+    agent = build(prediction_type="epsilon").train()
+    assert NavDPConfig.paper().prediction_type == "epsilon"
     agent.net.noise = lambda noisy, timesteps, goals, tokens: torch.cat([target, target])
     assert agent.loss(batch)[1]["loss/action"] > 0.1  # the ε head is asked for the noise instead
 
