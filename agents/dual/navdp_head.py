@@ -20,7 +20,7 @@ from agents.dual.config import N_STEPS, DualConfig
 from agents.navdp.agent import make_scheduler
 from agents.navdp.config import NavDPConfig
 from agents.navdp.inputs import depth_input, rgb_input
-from agents.navdp.network import STEP_DIM, RGBDBackbone, _decoder, timestep_embedding
+from agents.navdp.network import STEP_DIM, RGBDBackbone, _decoder, decode, group_timesteps, timestep_embedding
 
 #: RGB and depth frames per sample: the pixel-goal frame and the current one.
 N_FRAMES = 2
@@ -97,12 +97,14 @@ class NavDPAsyncHead(nn.Module):
         return {"goal": goal, "tokens": tokens}
 
     def noise(self, x: Tensor, timestep: Tensor, cond: dict[str, Tensor]) -> Tensor:
-        """Predicted noise (N, T, 3) of noisy steps ``x`` (N, T, 3) at ``timestep`` (N,)."""
-        time = timestep_embedding(timestep, self.config.token_dim)[:, None]
+        """Predicted noise (N, T, 3) of noisy steps ``x`` (N, T, 3) at ``timestep`` (N,); ``cond`` per step
+        (N, ...) or per scene (G, ...), shared by N / G consecutive steps at one timestep (see
+        :func:`agents.navdp.network.decode`)."""
+        steps = group_timesteps(timestep.expand(x.shape[0]), cond["goal"].shape[0])
+        time = timestep_embedding(steps, self.config.token_dim)[:, None]
         memory = torch.cat([time, cond["goal"], cond["tokens"]], dim=1) + self.cond_pos_embed
         tgt = self.input_embed(x) + self.out_pos_embed
-        out = self.decoder(tgt, memory, tgt_mask=self.causal_mask, tgt_is_causal=True)
-        return self.action_head(self.layernorm(out))
+        return self.action_head(self.layernorm(decode(self.decoder, tgt, memory, self.causal_mask)))
 
     def loss(self, cond: dict[str, Tensor], targets: Tensor) -> tuple[Tensor, dict[str, float]]:
         """ε-MSE of the DDPM on (B, T, 3) scaled target steps (the clean steps' MSE when the NavDP config's
@@ -117,8 +119,7 @@ class NavDPAsyncHead(nn.Module):
     @torch.no_grad()
     def sample(self, cond: dict[str, Tensor], k: int, generator: torch.Generator | None) -> Tensor:
         """(B, K, T, 3) scaled steps by DDPM ancestral sampling (a fresh scheduler: thread-safe)."""
-        b = cond["goal"].shape[0]
-        cond = {key: v.repeat_interleave(k, 0) for key, v in cond.items()}
+        b = cond["goal"].shape[0]  # the K samples of a scene share its condition
         x = torch.randn((b * k, N_STEPS, STEP_DIM), generator=generator).to(cond["goal"].device)
         scheduler = make_scheduler(self.nav)
         scheduler.set_timesteps(self.nav.num_inference_steps, device=x.device)

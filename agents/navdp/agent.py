@@ -219,8 +219,7 @@ class NavDPAgent(Agent):
             cand, _, _ = self.goal_embeddings({f"{kind}goal": obs[f"{kind}goal"]}, current)
             index = GOAL_KINDS.index(kind)
             goals = goal_slots(cand, torch.full((n, N_GOAL_SLOTS), index, device=cand.device))
-        k = c.num_samples
-        tokens, goals = tokens.repeat_interleave(k, 0), goals.repeat_interleave(k, 0)
+        k = c.num_samples  # the K samples of a scene share its memory (see agents.navdp.network.decode)
         steps = self._sample(tokens, goals, n, deterministic)
         values = net.critic(steps, tokens).view(n, k)
         paths = steps_to_path(steps, c.action_scale).view(n, k, HORIZON, STEP_DIM)

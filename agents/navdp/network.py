@@ -37,6 +37,45 @@ def _decoder(width: int, heads: int, ffn: int, dropout: float, layers: int) -> n
     return nn.TransformerDecoder(layer, layers)
 
 
+def group_timesteps(timestep: Tensor, groups: int) -> Tensor:
+    """(N,) timesteps (or one, broadcast) of N targets in ``groups`` consecutive equal groups -> (groups,)
+    timesteps, one per group (see :func:`decode`)."""
+    n = timestep.shape[0] if timestep.ndim else 1
+    if groups <= 0 or n % groups:
+        raise ValueError(f"{n} targets cannot share {groups} memories (not a multiple)")
+    return timestep.expand(n)[:: n // groups] if timestep.ndim else timestep.expand(groups)
+
+
+def decode(
+    decoder: nn.TransformerDecoder,
+    tgt: Tensor,
+    memory: Tensor,
+    tgt_mask: Tensor,
+    memory_key_padding_mask: Tensor | None = None,
+) -> Tensor:
+    """Run a pre-norm causal ``decoder`` (of :func:`_decoder`) on ``tgt`` (N, H, D) over ``memory``.
+
+    ``memory`` is (N, M, D), one per target, or (G, M, D) shared by consecutive groups of N / G targets (the
+    K sampled trajectories of one scene). Shared memory is attended once per group: the group's K·H queries
+    form one cross-attention sequence (cross-attention treats queries independently), so the memory's keys
+    and values are projected G times instead of N; self-attention and the feed-forward block still run per
+    target. Both paths give the same result; ``memory_key_padding_mask`` is (N or G, M).
+    """
+    n, g = tgt.shape[0], memory.shape[0]
+    if g == n:
+        padding = memory_key_padding_mask
+        return decoder(tgt, memory, tgt_mask=tgt_mask, tgt_is_causal=True, memory_key_padding_mask=padding)
+    group_timesteps(torch.zeros(n), g)  # checks that the groups fit
+    h, d = tgt.shape[1:]
+    x = tgt
+    for layer in decoder.layers:
+        x = x + layer._sa_block(layer.norm1(x), tgt_mask, None, True)
+        grouped = layer.norm2(x).reshape(g, (n // g) * h, d)
+        x = x + layer._mha_block(grouped, memory, None, memory_key_padding_mask).reshape(n, h, d)
+        x = x + layer._ff_block(layer.norm3(x))
+    return x if decoder.norm is None else decoder.norm(x)
+
+
 class RGBDBackbone(nn.Module):
     """RGB history + current depth → Q memory tokens (NavDP's ``RGBDBackbone``).
 
@@ -150,24 +189,24 @@ class NavDPNet(nn.Module):
     def _decode(
         self, x: Tensor, timestep: Tensor, goals: Tensor, tokens: Tensor, mask: Tensor | None
     ) -> Tensor:
-        """(N, H, 3) steps, (N,) timesteps, (N, 3, D) goal slots, (N, Q, D) tokens -> (N, H, D) features."""
-        time = timestep_embedding(timestep.expand(x.shape[0]), self.token_dim)[:, None]
-        memory = self.drop(torch.cat([time, goals, tokens], dim=1) + self.cond_pos_embed)
+        """(N, H, 3) steps, (N,) timesteps, (G, 3, D) goal slots, (G, Q, D) tokens -> (N, H, D) features;
+        G = N, or G scenes each shared by N / G consecutive steps at one timestep (see :func:`decode`)."""
+        steps = timestep.expand(x.shape[0]) if timestep.ndim == 0 or timestep.shape[0] == 1 else timestep
+        time = timestep_embedding(group_timesteps(steps, tokens.shape[0]), self.token_dim)
+        memory = self.drop(torch.cat([time[:, None], goals, tokens], dim=1) + self.cond_pos_embed)
         tgt = self.drop(self.input_embed(x) + self.out_pos_embed)
-        padding = None if mask is None else mask[None].expand(x.shape[0], -1)
-        out = self.decoder(
-            tgt, memory, tgt_mask=self.causal_mask, tgt_is_causal=True, memory_key_padding_mask=padding
-        )
-        return self.layernorm(out)
+        padding = None if mask is None else mask[None].expand(tokens.shape[0], -1)
+        return self.layernorm(decode(self.decoder, tgt, memory, self.causal_mask, padding))
 
     def noise(self, x: Tensor, timestep: Tensor, goals: Tensor, tokens: Tensor) -> Tensor:
-        """Predicted noise (N, H, 3) of noisy scaled steps ``x`` (N, H, 3) at ``timestep`` (N,)."""
+        """Predicted noise (N, H, 3) of noisy scaled steps ``x`` (N, H, 3) at ``timestep`` (N,); goals and
+        tokens per step (N, ...) or per scene (G, ...), as in :meth:`_decode`."""
         return self.action_head(self._decode(x, timestep, goals, tokens, None))
 
     def critic(self, x: Tensor, tokens: Tensor) -> Tensor:
-        """(N,) values of clean scaled steps ``x`` (N, H, 3) given the memory tokens (N, Q, D); the goal
+        """(N,) values of clean scaled steps ``x`` (N, H, 3) given the memory tokens (N or G, Q, D); the goal
         slots are masked out and the timestep is 0."""
-        goals = tokens.new_zeros(x.shape[0], N_GOAL_SLOTS, self.token_dim)
+        goals = tokens.new_zeros(tokens.shape[0], N_GOAL_SLOTS, self.token_dim)
         timestep = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
         features = self._decode(x, timestep, goals, tokens, self.critic_mask)
         return self.critic_head(features.mean(dim=1))[:, 0]

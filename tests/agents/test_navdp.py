@@ -15,6 +15,7 @@ from agents.navdp.agent import select_best
 from agents.navdp.inputs import mixed_goal_kinds, path_to_steps, point_goal_xyt, steps_to_path
 from agents.navdp.network import NavDPNet
 from agents.navdp.vit import ViT, load_dav2_encoder
+from envs.datasets.critic import HISTORY
 
 B, SIZE = 3, 32
 #: A small NavDP for fast tests (32 px, 8 px patches, width 32).
@@ -327,3 +328,21 @@ def test_the_critic_ablation_follows_a_random_sample_without_rotating():
     np.testing.assert_array_equal(actions, np.clip(rows, -reach, reach))  # not the rotation a 1e9 bar forces
     with pytest.raises(ValueError, match="selection"):
         build(selection="best")
+
+
+def test_samples_sharing_a_scene_attend_its_memory_once_with_the_same_result():
+    net, k, g = build(decoder_layers=2).eval().net, 4, 2
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(g * k, 24, 3, generator=gen)
+    tokens = torch.randn(g, (HISTORY + 1) * TINY["queries_per_frame"], 32, generator=gen)
+    goals = torch.randn(g, 3, 32, generator=gen)
+    timestep = torch.full((g * k,), 7, dtype=torch.long)
+    with torch.no_grad():
+        shared = net.noise(x, timestep, goals, tokens)
+        repeated = net.noise(x, timestep, goals.repeat_interleave(k, 0), tokens.repeat_interleave(k, 0))
+        values_shared = net.critic(x, tokens)
+        values_repeated = net.critic(x, tokens.repeat_interleave(k, 0))
+    torch.testing.assert_close(shared, repeated, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(values_shared, values_repeated, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="cannot share"):
+        net.noise(x[:7], timestep[:7], goals, tokens)
