@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps browser-deps test test-all demo results bench lint clean
+.PHONY: setup system-deps browser-deps test test-all demo results results-system1 bench lint clean
 
 setup: $(STAMP)
 
@@ -41,6 +41,11 @@ demo: setup
 # e.g. make results RESULTS_ARGS="--preset small"
 results: setup
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) scripts/results.py $(RESULTS_ARGS)
+
+# The System-1 table (NavDP and the baselines on the System-1 data; many CPU-hours; resumable: rerun to continue).
+# e.g. make results-system1 RESULTS_ARGS="--only navdp,expert,random --jobs 2"
+results-system1: setup
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) scripts/results_system1.py $(RESULTS_ARGS)
 
 bench: setup
 	$(PY) benchmarks/throughput.py

@@ -48,6 +48,15 @@ class Stage:
     cost: float = 1.0
 
 
+def merge_overrides(*groups: tuple[str, ...]) -> list[str]:
+    """Hydra overrides of several groups; a later group's value of a key replaces an earlier one's."""
+    merged: dict[str, str] = {}
+    for group in groups:
+        for override in group:
+            merged[override.split("=", 1)[0]] = override
+    return list(merged.values())
+
+
 def read_json(path: Path) -> dict | None:
     """The JSON object of ``path``, or None when there is no such file."""
     return json.loads(path.read_text()) if path.is_file() else None

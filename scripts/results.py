@@ -64,7 +64,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.stages import Stage, code_versions, execute, plan_lines, read_json  # noqa: E402
+from benchmarks.stages import Stage, code_versions, execute, merge_overrides, plan_lines, read_json  # noqa: E402
 from benchmarks.tables import evaluation_inputs, load_row, results_page, row_record  # noqa: E402
 from envs.datasets.digest import dataset_identity  # noqa: E402
 from envs.fileio import atomic_write  # noqa: E402
@@ -326,15 +326,6 @@ class Results:
         doc = {"command": self.command, "preset": self.preset_name, "seeds": self.seeds, "dataset": identity}
         doc.update(code=versions, rows=records, inputs=evaluation_inputs(self._eval_dirs()))
         atomic_write(self._results / "results.json", (json.dumps(doc, indent=2) + "\n").encode())
-
-
-def merge_overrides(*groups: tuple[str, ...]) -> list[str]:
-    """Hydra overrides of several groups; a later group's value of a key replaces an earlier one's."""
-    merged: dict[str, str] = {}
-    for group in groups:
-        for override in group:
-            merged[override.split("=", 1)[0]] = override
-    return list(merged.values())
 
 
 def _bind(fn: Callable, *args) -> Callable[[], object]:
