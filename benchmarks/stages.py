@@ -24,6 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from envs.fileio import atomic_write
 
 logger = logging.getLogger("results")
@@ -55,6 +57,30 @@ def merge_overrides(*groups: tuple[str, ...]) -> list[str]:
         for override in group:
             merged[override.split("=", 1)[0]] = override
     return list(merged.values())
+
+
+def latest_run_checkpoint(run: Path) -> Path | None:
+    """The newest intact checkpoint of a training run folder (None: it has none)."""
+    from trainers.checkpoint import latest_checkpoint
+
+    return latest_checkpoint(run)
+
+
+def evaluated(folder: Path, run: Path | None, overrides: tuple[str, ...] = ()) -> bool:
+    """An evaluation folder is complete: its ``summary.json`` exists and, for a trained agent (``run``), is
+    that of the run's latest checkpoint acting with the ``agent.<field>=value`` of ``overrides``."""
+    summary = read_json(folder / "summary.json")
+    if summary is None or run is None:
+        return summary is not None
+    latest = latest_run_checkpoint(run)
+    acted = summary.get("agent_config") or {}
+    wanted = {
+        key.split(".", 1)[1]: yaml.safe_load(value)
+        for key, value in (o.split("=", 1) for o in overrides)
+        if key.startswith("agent.")
+    }
+    same = all(k in acted and acted[k] == v for k, v in wanted.items())
+    return latest is not None and summary.get("checkpoint") == str(latest.resolve()) and same
 
 
 def read_json(path: Path) -> dict | None:

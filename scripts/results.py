@@ -59,12 +59,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.stages import Stage, code_versions, execute, merge_overrides, plan_lines, read_json  # noqa: E402
+from benchmarks.stages import (  # noqa: E402
+    Stage,
+    code_versions,
+    evaluated,
+    execute,
+    latest_run_checkpoint,
+    merge_overrides,
+    plan_lines,
+    read_json,
+)
 from benchmarks.tables import evaluation_inputs, load_row, results_page, row_record  # noqa: E402
 from envs.datasets.digest import dataset_identity  # noqa: E402
 from envs.fileio import atomic_write  # noqa: E402
@@ -279,7 +286,7 @@ class Results:
             return [*merge_overrides(self.preset.train, run.entry.train, extra), *where, f"seed={run.seed}"]
 
         def command() -> list[str]:
-            resume = "true" if _latest(folder) is not None else "false"
+            resume = "true" if latest_run_checkpoint(folder) is not None else "false"
             return [sys.executable, "trainers/run.py", *overrides(), f"resume={resume}"]
 
         def stale() -> str | None:
@@ -296,7 +303,7 @@ class Results:
         command = [sys.executable, "benchmarks/run.py", *agent, f"benchmark={run.entry.benchmark}"]
         command += [f"data.dir={self.data}", f"out_dir={folder}", "report=false", *self.preset.evaluate]
         command += run.entry.evaluate if trained else []
-        done = _bind(_evaluated, folder, trained, run.entry.evaluate if trained else ())
+        done = _bind(evaluated, folder, trained, run.entry.evaluate if trained else ())
         return Stage(f"evaluate {run.name}", folder, done, lambda: command, run=run.name)
 
     # ------------------------------------------------------------------------------------------ tables
@@ -332,35 +339,12 @@ def _bind(fn: Callable, *args) -> Callable[[], object]:
     return lambda: fn(*args)
 
 
-def _latest(run: Path) -> Path | None:
-    from trainers.checkpoint import latest_checkpoint
-
-    return latest_checkpoint(run)
-
-
 def _collected(store: Path, n: int) -> bool:
     from envs.datasets.store import TrajectoryStore
 
     return (store / "store.json").is_file() and len(
         TrajectoryStore(store, readonly=True).filter(round=0)
     ) >= n
-
-
-def _evaluated(folder: Path, run: Path | None, overrides: tuple[str, ...] = ()) -> bool:
-    """``summary.json`` exists and, for a trained agent, is that of the run's latest checkpoint acting with
-    the ``agent.<field>=value`` of ``overrides``."""
-    summary = read_json(folder / "summary.json")
-    if summary is None or run is None:
-        return summary is not None
-    latest = _latest(run)
-    acted = summary.get("agent_config") or {}
-    wanted = {
-        key.split(".", 1)[1]: yaml.safe_load(value)
-        for key, value in (o.split("=", 1) for o in overrides)
-        if key.startswith("agent.")
-    }
-    same = all(k in acted and acted[k] == v for k, v in wanted.items())
-    return latest is not None and summary.get("checkpoint") == str(latest.resolve()) and same
 
 
 def _tables_done(results: Path, evals: list[Path]) -> bool:

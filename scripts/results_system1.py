@@ -42,7 +42,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.stages import Stage, code_versions, execute, merge_overrides, plan_lines, read_json  # noqa: E402
+from benchmarks.stages import (  # noqa: E402
+    Stage,
+    code_versions,
+    evaluated,
+    execute,
+    latest_run_checkpoint,
+    merge_overrides,
+    plan_lines,
+    read_json,
+)
 from benchmarks.tables import evaluation_inputs, format_stat, load_row  # noqa: E402
 from envs.datasets.digest import dataset_identity  # noqa: E402
 from envs.fileio import atomic_write  # noqa: E402
@@ -69,6 +78,9 @@ class Method:
         rl: trained by PPO on the point-goal episodes instead of imitation of the stored trajectories.
         tiny: overrides applied after ``train`` with the tiny preset (the smoke-sized agent).
         cost: its training time relative to NavDP's (with ``--jobs`` the longest chains start first).
+        run_of: the key of another method whose trained run this row evaluates (an acting variant).
+        evaluate: ``benchmarks/run.py`` overrides of its evaluations (``agent.<field>=value`` acting
+            settings; an evaluation made with other values is redone).
     """
 
     key: str
@@ -79,6 +91,8 @@ class Method:
     rl: bool = False
     tiny: tuple[str, ...] = ()
     cost: float = 1.0
+    run_of: str | None = None
+    evaluate: tuple[str, ...] = ()
 
 
 METHODS = (
@@ -91,6 +105,13 @@ METHODS = (
         ("experiment=navdp_s1", "agent=navdp"),
         tiny=("experiment=smoke_navdp", "data.action_mode=null"),
         cost=3.0,
+    ),
+    Method(
+        "navdp-no-critic",
+        "NavDP, no critic (a random sample of the 32)",
+        ("pointnav",),
+        run_of="navdp",
+        evaluate=("agent.selection=random",),
     ),
     Method("iplanner", "iPlanner", ("pointnav",), ("agent=iplanner",), tiny=("experiment=smoke_iplanner",)),
     Method(
@@ -182,7 +203,9 @@ class System1Results:
         return self.out / "data"
 
     def run_dir(self, method: Method) -> Path | None:
-        """The training run folder (None for an untrained method)."""
+        """The training run folder (``run_of``'s for an acting variant; None for an untrained method)."""
+        if method.run_of:
+            return self.out / "runs" / method.run_of
         return self.out / "runs" / method.key if method.train else None
 
     def cells(self) -> list[Cell]:
@@ -243,7 +266,7 @@ class System1Results:
         assert folder is not None
 
         def command() -> list[str]:
-            resume = "true" if _latest(folder) is not None else "false"
+            resume = "true" if latest_run_checkpoint(folder) is not None else "false"
             return [sys.executable, "trainers/run.py", *self.train_overrides(method), f"resume={resume}"]
 
         done = (folder / "eval" / "final" / "summary.json").is_file
@@ -257,9 +280,11 @@ class System1Results:
         command = [sys.executable, "benchmarks/run.py", *agent, f"benchmark={TASKS[cell.task]}"]
         command += [f"benchmark.split={cell.split}", f"benchmark.planning={cell.planning}"]
         command += [f"data.dir={self.data}", f"out_dir={folder}", "report=false", *self.preset.evaluate]
-        done = lambda: _evaluated(folder, trained)  # noqa: E731
+        command += cell.method.evaluate
+        done = lambda: evaluated(folder, trained, cell.method.evaluate)  # noqa: E731
         name = f"evaluate {cell.method.key} {cell.task} {cell.split} {cell.planning}"
-        return Stage(name, folder, done, lambda: command, run=cell.method.key, cost=cell.method.cost)
+        run = cell.method.run_of or cell.method.key
+        return Stage(name, folder, done, lambda: command, run=run, cost=cell.method.cost)
 
     # ------------------------------------------------------------------------------------------ tables
     def write_tables(self) -> None:
@@ -312,21 +337,6 @@ class System1Results:
             cells_of_row = [m.label, *main_cells, f"{stuck:.0%}", ms, "/".join(map(str, counts))]
             lines.append("| " + " | ".join(cells_of_row) + " |")
         return lines
-
-
-def _latest(run: Path) -> Path | None:
-    from trainers.checkpoint import latest_checkpoint
-
-    return latest_checkpoint(run)
-
-
-def _evaluated(folder: Path, run: Path | None) -> bool:
-    """``summary.json`` exists and, for a trained method, is that of the run's latest checkpoint."""
-    summary = read_json(folder / "summary.json")
-    if summary is None or run is None:
-        return summary is not None
-    latest = _latest(run)
-    return latest is not None and summary.get("checkpoint") == str(latest.resolve())
 
 
 def _tables_done(results: Path, evals: list[Path]) -> bool:

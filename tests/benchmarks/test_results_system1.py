@@ -61,10 +61,15 @@ def test_the_plan_covers_every_method_task_and_split(tmp_path):
     names = [s.name for s in results.stages()]
     assert names[0] == "generate" and names[-1] == "tables"
     for method in script.METHODS:
-        assert (f"train {method.key}" in names) == bool(method.train)
+        assert (f"train {method.key}" in names) == bool(method.train) and not (method.train and method.run_of)
         for task in method.tasks:
             for split in script.SPLITS:
                 assert f"evaluate {method.key} {task} {split} async" in names
+    ablation = next(s for s in results.stages() if s.name == "evaluate navdp-no-critic pointnav houses sync")
+    command = ablation.command()
+    assert f"checkpoint={tmp_path}/runs/navdp/checkpoints/last" in command
+    assert "agent.selection=random" in command
+    assert ablation.run == "navdp"  # with --jobs it follows NavDP's training
     navdp = results.train_overrides(next(m for m in script.METHODS if m.key == "navdp"))
     assert "experiment=navdp_s1" in navdp and "trainer=bc" in navdp and "eval.final=true" in navdp
     ppo = results.train_overrides(next(m for m in script.METHODS if m.key == "ddppo"))
