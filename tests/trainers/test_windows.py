@@ -9,7 +9,7 @@ from envs.render import CameraSpec
 from envs.sim import SimConfig, Simulator
 from trainers.data.collect import collect_expert, make_env
 from trainers.data.dataset import TrajectoryDataset, collate_trajectories
-from trainers.data.frames import future_targets
+from trainers.data.frames import FrameSource, future_targets
 from trainers.data.windows import WindowBatchSampler, WindowDataset, collate_windows, history_steps
 
 CAMERA = CameraSpec(width=32, height=24)
@@ -133,3 +133,26 @@ def test_waypoint_collection_stores_the_experts_path_points(stores, tiny_dataset
     t = max(data.store[0].n_steps, data.store[1].n_steps)
     assert tuple(batch["labels"].shape) == (2, t, 4, 3) and tuple(batch["positions"].shape) == (2, t, 3)
     assert tuple(batch["goal_position"].shape) == (2, 3) and tuple(batch["yaws"].shape) == (2, t)
+
+
+def test_the_renderer_cache_keeps_the_recent_scenes_within_its_count_and_bytes(stores, tiny_dataset):
+    store = TrajectoryDataset(stores / "poses", tiny_dataset / "scenes", CAMERA).store
+    scenes = sorted(p.name for p in (tiny_dataset / "scenes").glob("*.glb"))[:3]
+    assert len(scenes) == 3
+    source = FrameSource(store, tiny_dataset / "scenes", CAMERA, scene_cache_size=2)
+    first = source.renderer(scenes[0])
+    pose = np.zeros(3, np.float32), np.array([0.0, 0.0, 0.0, 1.0], np.float32)
+    before = source.render(scenes[0], CAMERA, [pose[0]], [pose[1]])
+    assert source.renderer(scenes[0]) is first  # kept: no reload
+    source.renderer(scenes[1])
+    source.renderer(scenes[0])  # the most recent again, so scene 1 is the oldest now
+    source.renderer(scenes[2])
+    assert list(source._renderers) == [scenes[0], scenes[2]]
+    again = source.render(scenes[1], CAMERA, [pose[0]], [pose[1]])  # reloaded, evicting scene 0
+    assert list(source._renderers) == [scenes[2], scenes[1]] and source.renderer(scenes[0]) is not first
+    assert again["rgb"].shape == before["rgb"].shape
+    sizes = sorted((tiny_dataset / "scenes" / s).stat().st_size for s in scenes)
+    small = FrameSource(store, tiny_dataset / "scenes", CAMERA, scene_cache_bytes=sizes[0] + sizes[1] - 1)
+    for scene in scenes:
+        small.renderer(scene)
+        assert list(small._renderers) == [scene]  # any two files exceed the bytes; the newest always stays

@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from envs.datasets.store import Episode, TrajectoryStore
 from envs.render import CameraSpec
 from trainers.data.augment import colour_augment, sample_rng
-from trainers.data.frames import FRAME_MODES, FrameSource, pose_fields
+from trainers.data.frames import FRAME_MODES, SCENE_CACHE_SIZE, FrameSource, pose_fields
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class TrajectoryDataset(Dataset):
         camera: CameraSpec,
         frames: str = "auto",
         rounds: Sequence[int] | None = None,
-        scene_cache_size: int = 8,
+        scene_cache_size: int = SCENE_CACHE_SIZE,
         extra_cameras: Sequence[CameraSpec] = (),
         goal_camera: CameraSpec | None = None,
         transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,

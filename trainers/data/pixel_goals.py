@@ -47,7 +47,7 @@ from envs.tasks.pixel_goal import (
 )
 from trainers.data.augment import colour_augment, sample_rng
 from trainers.data.dataset import stack_or_list
-from trainers.data.frames import FRAME_MODES, FrameSource
+from trainers.data.frames import FRAME_MODES, SCENE_CACHE_SIZE, FrameSource
 from trainers.data.windows import WindowBatchSampler
 
 logger = logging.getLogger(__name__)
@@ -135,7 +135,7 @@ class PixelGoalDataset(Dataset):
         rounds: Sequence[int] | None = None,
         transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
         seed: int = 0,
-        scene_cache_size: int = 8,
+        scene_cache_size: int = SCENE_CACHE_SIZE,
     ) -> None:
         if spec.kind != "pixel_goal":
             raise ValueError(f"PixelGoalDataset needs a SampleSpec with kind='pixel_goal', got {spec.kind!r}")

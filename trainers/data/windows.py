@@ -27,7 +27,7 @@ from envs.render import CameraSpec
 from envs.tasks.pixel_goal import pixel_goal_mask
 from envs.tasks.pointnav import polar_goal
 from trainers.data.dataset import EpochBatchSampler, progress_target, stack_or_list
-from trainers.data.frames import FRAME_MODES, FrameSource, future_targets, pose_fields
+from trainers.data.frames import FRAME_MODES, SCENE_CACHE_SIZE, FrameSource, future_targets, pose_fields
 
 
 def history_steps(t: int, history: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
@@ -74,7 +74,7 @@ class WindowDataset(Dataset):
         frames: str = "auto",
         rounds: Sequence[int] | None = None,
         transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-        scene_cache_size: int = 8,
+        scene_cache_size: int = SCENE_CACHE_SIZE,
     ) -> None:
         if spec.kind != "window":
             raise ValueError(f"WindowDataset needs a SampleSpec with kind='window', got {spec.kind!r}")
