@@ -136,3 +136,30 @@ def test_resume_falls_back_past_a_damaged_latest_checkpoint(reference, tiny_data
         make_trainer(config(tiny_dataset, run_dir, "resume=true")).learn()
         a, b = weights(reference / "checkpoints" / latest.name), weights(latest)
         assert all(torch.equal(a[k], b[k]) for k in a) and losses(run_dir) == losses(reference)
+
+
+def test_a_diffusion_agent_resumed_mid_epoch_draws_the_uninterrupted_runs_noise(tiny_dataset, tmp_path):
+    """NavDP's loss draws noise and timesteps from the global RNG: opening the data loader mid-epoch after a
+    resume must not consume it (the loader seeds itself from its own generator)."""
+    extra = [
+        "experiment=smoke_navdp", "agent=navdp", "trainer=bc", "trainer.n_episodes=2", "trainer.epochs=2",
+        "data.batch_size=16", "checkpoint.every_steps=1", "checkpoint.every_epochs=0", "eval.every_epochs=0",
+        "eval.final=false", f"data.dir={tiny_dataset}",
+    ]  # fmt: skip
+
+    def navdp_config(run_dir: Path, *more: str):
+        with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+            return to_config(compose("train", overrides=[*extra, f"run_dir={run_dir}", *more]))
+
+    reference = tmp_path / "reference"
+    make_trainer(navdp_config(reference)).learn()
+    steps = sorted(losses(reference))
+    per_epoch = len(steps) // 2
+    assert per_epoch >= 3, steps
+    run_dir = tmp_path / "resumed"
+    shutil.copytree(reference, run_dir, symlinks=True)
+    for ckpt in list_checkpoints(run_dir):
+        if int(ckpt.name) > per_epoch + 1:  # mid-way through the second epoch
+            shutil.rmtree(ckpt)
+    make_trainer(navdp_config(run_dir, "resume=true")).learn()
+    assert losses(run_dir) == losses(reference)

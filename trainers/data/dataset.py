@@ -352,8 +352,13 @@ def make_loader(
     num_workers: int = 0,
     collate: Callable[[Sequence[dict[str, Any]]], dict[str, Any]] = collate_trajectories,
 ) -> DataLoader:
-    """A DataLoader of collated batches; workers (if any) are spawned and persist across epochs."""
-    extra: dict[str, Any] = {}
+    """A DataLoader of collated batches; workers (if any) are spawned and persist across epochs.
+
+    The loader draws its base seed from a generator of its own: opening an iterator (every epoch, and
+    mid-epoch after a resume) leaves the global RNG alone, so a loss that draws from it (a diffusion head's
+    noise and timesteps) draws after a resume exactly what the uninterrupted run drew.
+    """
+    extra: dict[str, Any] = {"generator": torch.Generator().manual_seed(0)}
     if num_workers > 0:
-        extra = {"multiprocessing_context": "spawn", "persistent_workers": True, "prefetch_factor": 2}
+        extra.update(multiprocessing_context="spawn", persistent_workers=True, prefetch_factor=2)
     return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers, **extra)
