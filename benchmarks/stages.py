@@ -11,6 +11,7 @@ attempt: a stage killed and continued counts the time of each attempt) and the g
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import logging
@@ -19,7 +20,7 @@ import shlex
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,39 @@ class Stage:
     run: str | None = None
     stale: Callable[[], str | None] | None = None
     cost: float = 1.0
+
+
+def pick_keys(parser: argparse.ArgumentParser, only: str | None, keys: Sequence[str], what: str) -> list[str]:
+    """The keys named by ``--only`` (comma-separated; all when None) in ``keys``' order; an unknown one ends
+    the command naming it and the ``what`` there are."""
+    if not only:
+        return list(keys)
+    wanted = [k.strip() for k in only.split(",") if k.strip()]
+    unknown = [k for k in wanted if k not in keys]
+    if unknown:
+        parser.error(f"--only: unknown {what} {unknown}; {what}: {','.join(keys)}")
+    return [k for k in keys if k in wanted]
+
+
+def claim_folder(parser: argparse.ArgumentParser, out: Path, preset: str, dry_run: bool) -> None:
+    """Record in ``OUT/plan.json`` the preset a results folder is made with; a folder of another preset ends
+    the command (a folder is not continued with other sizes)."""
+    found = read_json(out / "plan.json")
+    if found is not None and found.get("preset") != preset:
+        parser.error(
+            f"{out} holds a results run of preset {found.get('preset')!r}: use --preset "
+            f"{found.get('preset')} to continue it, or another --out"
+        )
+    if not dry_run and found is None:
+        atomic_write(out / "plan.json", (json.dumps({"preset": preset}) + "\n").encode())
+
+
+def run_or_print(stages: list[Stage], out: Path, jobs: int, dry_run: bool) -> None:
+    """Print every stage with its state and command (``dry_run``), or :func:`execute` them."""
+    if dry_run:
+        print("\n".join(plan_lines(stages)))
+    else:
+        execute(stages, out, jobs)
 
 
 def merge_overrides(*groups: tuple[str, ...]) -> list[str]:

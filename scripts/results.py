@@ -64,13 +64,14 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.stages import (  # noqa: E402
     Stage,
+    claim_folder,
     code_versions,
     evaluated,
-    execute,
     latest_run_checkpoint,
     merge_overrides,
-    plan_lines,
+    pick_keys,
     read_json,
+    run_or_print,
 )
 from benchmarks.tables import evaluation_inputs, load_row, results_page, row_record  # noqa: E402
 from envs.datasets.digest import dataset_identity  # noqa: E402
@@ -369,13 +370,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
-    entries = list(ENTRIES)
-    if args.only:
-        wanted = [k.strip() for k in args.only.split(",") if k.strip()]
-        unknown = [k for k in wanted if k not in {e.key for e in ENTRIES}]
-        if unknown:
-            parser.error(f"--only: unknown rows {unknown}; rows: {','.join(e.key for e in ENTRIES)}")
-        entries = [e for e in ENTRIES if e.key in wanted]
+    keys = pick_keys(parser, args.only, [e.key for e in ENTRIES], "rows")
+    entries = [e for e in ENTRIES if e.key in keys]
     seeds = PRESETS[args.preset].seeds if args.seeds is None else args.seeds
     if seeds < 1:
         parser.error(f"--seeds must be >= 1, got {seeds}")
@@ -385,19 +381,10 @@ def main(argv: list[str] | None = None) -> int:
     out = (args.out or Path("runs/results") / args.preset).resolve()
     command = shlex.join(["python", "scripts/results.py", *argv])
     results = Results(out, args.preset, entries, seeds, command)
-    found = read_json(out / "plan.json")
-    if found is not None and found.get("preset") != args.preset:
-        parser.error(
-            f"{out} holds a results run of preset {found.get('preset')!r}: use --preset "
-            f"{found.get('preset')} to continue it, or another --out"
-        )
-    if not args.dry_run and found is None:
-        atomic_write(out / "plan.json", (json.dumps({"preset": args.preset}) + "\n").encode())
-    stages = results.stages()
+    claim_folder(parser, out, args.preset, args.dry_run)
+    run_or_print(results.stages(), out, args.jobs, args.dry_run)
     if args.dry_run:
-        print("\n".join(plan_lines(stages)))
         return 0
-    execute(stages, out, args.jobs)
     logger.info("tables: %s", out / "results" / "results.md")
     return 0
 

@@ -44,13 +44,14 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.stages import (  # noqa: E402
     Stage,
+    claim_folder,
     code_versions,
     evaluated,
-    execute,
     latest_run_checkpoint,
     merge_overrides,
-    plan_lines,
+    pick_keys,
     read_json,
+    run_or_print,
 )
 from benchmarks.tables import evaluation_inputs, format_stat, load_row  # noqa: E402
 from envs.datasets.digest import dataset_identity  # noqa: E402
@@ -361,13 +362,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
-    methods = list(METHODS)
-    if args.only:
-        wanted = [k.strip() for k in args.only.split(",") if k.strip()]
-        unknown = [k for k in wanted if k not in {m.key for m in METHODS}]
-        if unknown:
-            parser.error(f"--only: unknown methods {unknown}; methods: {','.join(m.key for m in METHODS)}")
-        methods = [m for m in METHODS if m.key in wanted]
+    keys = pick_keys(parser, args.only, [m.key for m in METHODS], "methods")
+    methods = [m for m in METHODS if m.key in keys]
     planning = [p.strip() for p in args.planning.split(",") if p.strip()]
     if not planning or any(p not in ("sync", "async") for p in planning):
         parser.error(f"--planning: expected sync, async or sync,async, got {args.planning!r}")
@@ -377,19 +373,10 @@ def main(argv: list[str] | None = None) -> int:
     out = (args.out or Path("runs/system1") / args.preset).resolve()
     command = shlex.join(["python", "scripts/results_system1.py", *argv])
     results = System1Results(out, args.preset, methods, planning, command)
-    found = read_json(out / "plan.json")
-    if found is not None and found.get("preset") != args.preset:
-        parser.error(
-            f"{out} holds a System-1 results run of preset {found.get('preset')!r}: use --preset "
-            f"{found.get('preset')} to continue it, or another --out"
-        )
-    if not args.dry_run and found is None:
-        atomic_write(out / "plan.json", (json.dumps({"preset": args.preset}) + "\n").encode())
-    stages = results.stages()
+    claim_folder(parser, out, args.preset, args.dry_run)
+    run_or_print(results.stages(), out, args.jobs, args.dry_run)
     if args.dry_run:
-        print("\n".join(plan_lines(stages)))
         return 0
-    execute(stages, out, args.jobs)
     logger.info("table: %s", out / "results" / "system1.md")
     return 0
 
