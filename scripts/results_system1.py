@@ -80,8 +80,8 @@ class Method:
         tiny: overrides applied after ``train`` with the tiny preset (the smoke-sized agent).
         cost: its training time relative to NavDP's (with ``--jobs`` the longest chains start first).
         run_of: the key of another method whose trained run this row evaluates (an acting variant).
-        evaluate: ``benchmarks/run.py`` overrides of its evaluations (``agent.<field>=value`` acting
-            settings; an evaluation made with other values is redone).
+        evaluate: ``benchmarks/run.py`` overrides of its evaluations: ``agent=<name>`` then its
+            ``agent.<field>=value`` acting settings (an evaluation made with other values is redone).
     """
 
     key: str
@@ -112,7 +112,7 @@ METHODS = (
         "NavDP, no critic (a random sample of the 32)",
         ("pointnav",),
         run_of="navdp",
-        evaluate=("agent.selection=random",),
+        evaluate=("agent=navdp", "agent.selection=random"),
     ),
     Method("iplanner", "iPlanner", ("pointnav",), ("agent=iplanner",), tiny=("experiment=smoke_iplanner",)),
     Method(

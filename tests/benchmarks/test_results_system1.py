@@ -68,7 +68,7 @@ def test_the_plan_covers_every_method_task_and_split(tmp_path):
     ablation = next(s for s in results.stages() if s.name == "evaluate navdp-no-critic pointnav houses sync")
     command = ablation.command()
     assert f"checkpoint={tmp_path}/runs/navdp/checkpoints/last" in command
-    assert "agent.selection=random" in command
+    assert command.index("agent=navdp") < command.index("agent.selection=random")  # the group, then its field
     assert ablation.run == "navdp"  # with --jobs it follows NavDP's training
     navdp = results.train_overrides(next(m for m in script.METHODS if m.key == "navdp"))
     assert "experiment=navdp_s1" in navdp and "trainer=bc" in navdp and "eval.final=true" in navdp
