@@ -76,14 +76,6 @@ def claim_folder(parser: argparse.ArgumentParser, out: Path, preset: str, dry_ru
         atomic_write(out / "plan.json", (json.dumps({"preset": preset}) + "\n").encode())
 
 
-def run_or_print(stages: list[Stage], out: Path, jobs: int, dry_run: bool) -> None:
-    """Print every stage with its state and command (``dry_run``), or :func:`execute` them."""
-    if dry_run:
-        print("\n".join(plan_lines(stages)))
-    else:
-        execute(stages, out, jobs)
-
-
 def merge_overrides(*groups: tuple[str, ...]) -> list[str]:
     """Hydra overrides of several groups; a later group's value of a key replaces an earlier one's."""
     merged: dict[str, str] = {}

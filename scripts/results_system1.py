@@ -47,11 +47,12 @@ from benchmarks.stages import (  # noqa: E402
     claim_folder,
     code_versions,
     evaluated,
+    execute,
     latest_run_checkpoint,
     merge_overrides,
     pick_keys,
+    plan_lines,
     read_json,
-    run_or_print,
 )
 from benchmarks.tables import evaluation_inputs, format_stat, load_row  # noqa: E402
 from envs.datasets.digest import dataset_identity  # noqa: E402
@@ -374,9 +375,11 @@ def main(argv: list[str] | None = None) -> int:
     command = shlex.join(["python", "scripts/results_system1.py", *argv])
     results = System1Results(out, args.preset, methods, planning, command)
     claim_folder(parser, out, args.preset, args.dry_run)
-    run_or_print(results.stages(), out, args.jobs, args.dry_run)
+    stages = results.stages()
     if args.dry_run:
+        print("\n".join(plan_lines(stages)))
         return 0
+    execute(stages, out, args.jobs)
     logger.info("table: %s", out / "results" / "system1.md")
     return 0
 

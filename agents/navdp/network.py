@@ -37,13 +37,16 @@ def _decoder(width: int, heads: int, ffn: int, dropout: float, layers: int) -> n
     return nn.TransformerDecoder(layer, layers)
 
 
-def group_timesteps(timestep: Tensor, groups: int) -> Tensor:
-    """(N,) timesteps (or one, broadcast) of N targets in ``groups`` consecutive equal groups -> (groups,)
-    timesteps, one per group (see :func:`decode`)."""
-    n = timestep.shape[0] if timestep.ndim else 1
+def _check_groups(n: int, groups: int) -> None:
     if groups <= 0 or n % groups:
         raise ValueError(f"{n} targets cannot share {groups} memories (not a multiple)")
-    return timestep.expand(n)[:: n // groups] if timestep.ndim else timestep.expand(groups)
+
+
+def group_timesteps(timestep: Tensor, groups: int) -> Tensor:
+    """(N,) timesteps of N targets in ``groups`` consecutive equal groups -> (groups,) timesteps, one per
+    group (see :func:`decode`)."""
+    _check_groups(timestep.shape[0], groups)
+    return timestep[:: timestep.shape[0] // groups]
 
 
 def decode(
@@ -65,7 +68,7 @@ def decode(
     if g == n:
         padding = memory_key_padding_mask
         return decoder(tgt, memory, tgt_mask=tgt_mask, tgt_is_causal=True, memory_key_padding_mask=padding)
-    group_timesteps(torch.zeros(n), g)  # checks that the groups fit
+    _check_groups(n, g)
     h, d = tgt.shape[1:]
     x = tgt
     for layer in decoder.layers:
@@ -191,8 +194,8 @@ class NavDPNet(nn.Module):
     ) -> Tensor:
         """(N, H, 3) steps, (N,) timesteps, (G, 3, D) goal slots, (G, Q, D) tokens -> (N, H, D) features;
         G = N, or G scenes each shared by N / G consecutive steps at one timestep (see :func:`decode`)."""
-        steps = timestep.expand(x.shape[0]) if timestep.ndim == 0 or timestep.shape[0] == 1 else timestep
-        time = timestep_embedding(group_timesteps(steps, tokens.shape[0]), self.token_dim)
+        steps = group_timesteps(timestep.expand(x.shape[0]), tokens.shape[0])
+        time = timestep_embedding(steps, self.token_dim)
         memory = self.drop(torch.cat([time[:, None], goals, tokens], dim=1) + self.cond_pos_embed)
         tgt = self.drop(self.input_embed(x) + self.out_pos_embed)
         padding = None if mask is None else mask[None].expand(tokens.shape[0], -1)
