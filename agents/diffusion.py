@@ -1,9 +1,13 @@
-"""What the diffusion policies (RDP, NavDP, NoMaD, the dual systems' NavDP head) share: diffusers' DDPM
-schedule with cosine betas, and the names of what a denoiser may predict."""
+"""What the diffusion policies (RDP, NavDP, NoMaD, the dual systems' heads) share: diffusers' DDPM schedule
+with cosine betas, the names of what a denoiser may predict, and the per-episode noise of reproducible
+acting."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
+
+import torch
 
 #: What a denoiser may predict (diffusers' names): the noise, or the clean sample.
 PREDICTION_TYPES = ("epsilon", "sample")
@@ -33,3 +37,46 @@ def cosine_ddpm_scheduler(
         clip_sample=clip_sample,
         clip_sample_range=clip_sample_range,
     )
+
+
+class EpisodeNoise:
+    """The sampling noise of reproducible (``deterministic=True``) acting: one generator per environment,
+    seeded with ``seed`` when that environment's episode starts and advancing over the episode's plans.
+
+    An episode replays exactly, whatever the other environments do, while two plans of one episode draw
+    different noise. A generator seeded afresh for every plan draws the same noise every time, so wherever the
+    observation barely changes (an agent pressed against an obstacle it cannot see) the policy repeats the
+    same blocked plan until the episode ends: NavDP's stuck episodes in the hard arenas.
+
+    Args:
+        seed: the agent config's ``sample_seed``.
+        n_envs: environment slots.
+    """
+
+    def __init__(self, seed: int, n_envs: int = 0) -> None:
+        self.seed = int(seed)
+        self._generators = [self._fresh() for _ in range(n_envs)]
+
+    def _fresh(self) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed)
+
+    def clear(self, env_ids: Iterable[int]) -> None:
+        """Restart the listed environments' noise (their new episodes)."""
+        for i in env_ids:
+            self._generators[int(i)] = self._fresh()
+
+    def generators(self, env_ids: Iterable[int], k: int = 1) -> list[torch.Generator]:
+        """The listed environments' generators, each repeated ``k`` times: diffusers' schedulers and
+        :func:`draw` take one generator per sample, and the ``k`` samples of an environment draw one after
+        another from its generator."""
+        return [self._generators[int(i)] for i in env_ids for _ in range(k)]
+
+
+def draw(shape: tuple[int, ...], generators: list[torch.Generator] | None, n: int) -> torch.Tensor:
+    """(n, *shape) standard normal noise: one draw per generator (``len(generators) == n``), or from torch's
+    global generator when ``generators`` is None."""
+    if generators is None:
+        return torch.randn((n, *shape))
+    if len(generators) != n:
+        raise ValueError(f"draw: {len(generators)} generators for {n} samples")
+    return torch.stack([torch.randn(shape, generator=g) for g in generators])

@@ -76,7 +76,8 @@ class VisualNavConfig:
         stop_distance: stay put where the predicted temporal distance is at most this (None: never).
         weights: released weights: a converted folder (GNM / ViNT, :mod:`agents.baselines.convert`) or a
             plain state dict (NoMaD); None keeps the random initialisation.
-        sample_seed: seed of the random goal images (no goal) and of NoMaD's deterministic sampling noise.
+        sample_seed: seed of the random goal images (no goal) and of NoMaD's noise in deterministic acting
+            (restarted at every episode).
     """
 
     context_size: int = 5

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
 from agents.system2.acting import EnvMemory
 
@@ -59,6 +60,7 @@ class EnvSlot:
     plan: np.ndarray | None = None  # (T, 3) waypoints in the odometry frame
     steps_since_s2: int = 0
     steps_since_plan: int = 0
+    noise: torch.Generator | None = None  # System 1's noise in deterministic acting, seeded per episode
 
 
 def compose(odometry: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -93,7 +95,8 @@ def rotation(turns: int, n: int) -> np.ndarray:
 class DualRuntime:
     """Schedules System 2 (one background thread) and System 1 for each environment; see the module
     docstring. ``agent`` provides ``query_system2(instruction, frames, depth, lookdown_rgb) ->
-    System2Result`` (run in the thread) and ``plan_system1(result, rgb, depth, deterministic) -> (T, 3)``.
+    System2Result`` (run in the thread) and ``plan_system1(result, rgb, depth, generator) -> (T, 3)``
+    (``generator``: the environment's episode noise when acting deterministically, else None).
 
     Attributes:
         stats: ``s2_calls``, ``s1_plans`` and the lists ``s2_latency`` / ``s1_latency`` (s) since creation.
@@ -101,14 +104,17 @@ class DualRuntime:
 
     def __init__(self, agent: Any, n_envs: int) -> None:
         self.agent, self.config = agent, agent.config
-        self.slots = [EnvSlot() for _ in range(n_envs)]
+        self.slots = [self._slot() for _ in range(n_envs)]
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="system2")
         self.stats: dict[str, Any] = {"s2_calls": 0, "s1_plans": 0, "s2_latency": [], "s1_latency": []}
 
     def clear(self, env_ids: Any) -> None:
         """Forget the listed environments' episodes (a pending answer is dropped)."""
         for i in env_ids:
-            self.slots[int(i)] = EnvSlot()
+            self.slots[int(i)] = self._slot()
+
+    def _slot(self) -> EnvSlot:
+        return EnvSlot(noise=torch.Generator().manual_seed(self.config.sample_seed))
 
     def close(self) -> None:
         """Stop the background thread (after its current query)."""
@@ -157,7 +163,8 @@ class DualRuntime:
         )  # fmt: skip
         if replan:
             start = time.perf_counter()
-            points = self.agent.plan_system1(result, obs["rgb"], obs["depth"], deterministic)
+            generator = slot.noise if deterministic else None
+            points = self.agent.plan_system1(result, obs["rgb"], obs["depth"], generator)
             self.stats["s1_latency"].append(time.perf_counter() - start)
             self.stats["s1_plans"] += 1
             slot.steps_since_plan = 0

@@ -245,14 +245,18 @@ class DualAgent(Agent):
 
     @torch.no_grad()
     def plan_system1(
-        self, result: acting.System2Result, rgb: np.ndarray, depth: np.ndarray, deterministic: bool
+        self,
+        result: acting.System2Result,
+        rgb: np.ndarray,
+        depth: np.ndarray,
+        generator: torch.Generator | None,
     ) -> np.ndarray:
-        """(32, 3) waypoints in the current agent frame: the mean of ``num_samples`` sampled paths."""
+        """(32, 3) waypoints in the current agent frame: the mean of ``num_samples`` sampled paths, the
+        noise from ``generator`` (None: torch's global generator)."""
         c = self.config
         frames = torch.as_tensor(np.stack([result.goal_rgb, np.asarray(rgb)]))[None]  # (1, 2, H, W, 3)
         depths = torch.as_tensor(np.stack([result.goal_depth, np.asarray(depth)]))[None]
         cond = self.system1.encode(result.latent[None].to(self.device), frames, depths)
-        generator = torch.Generator().manual_seed(c.sample_seed) if deterministic else None
         steps = self.system1.sample(cond, c.num_samples, generator)  # (1, K, 32, 3)
         return steps_to_waypoints(steps).mean(dim=1)[0].cpu().numpy()
 

@@ -86,7 +86,7 @@ class DualConfig:
         sys2_max_forward_step: partial_async: System-1 steps before System 2 is asked again (8).
         s1_replan_every: partial_async: System 1 re-plans every this many steps (4), following the last
             plan (moved into the current frame by odometry) in between.
-        sample_seed: seed of a deterministic plan's noise.
+        sample_seed: seed of the noise of deterministic acting (restarted at every episode).
     """
 
     name: str = "dual"

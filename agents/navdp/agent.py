@@ -13,8 +13,9 @@ the critic and returns the first ``n_waypoints`` cumulative waypoints ``(dx, dy,
 best value is below ``stop_threshold`` it rotates in place by ``rotate_angle`` instead. The goal kind comes
 from ``config.goal`` or, with ``auto``, from the observation keys (``pointgoal``, then ``imagegoal``, then
 ``pixelgoal``, else none: PointNav also observes ``pixelgoal``, used with ``goal=pixel``).
-``deterministic=True`` draws each plan's noise from a generator seeded with ``sample_seed`` afresh per
-environment.
+``deterministic=True`` draws the noise (and a random selection's index) from one generator per environment,
+seeded with ``sample_seed`` at the episode's start (:class:`agents.diffusion.EpisodeNoise`): episodes replay
+exactly and successive plans differ.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from torch import Tensor
 
 from agents.base import AGENTS, Agent, VocabLike, as_tensor
 from agents.contract import CameraRequest, SampleSpec
-from agents.diffusion import cosine_ddpm_scheduler
+from agents.diffusion import EpisodeNoise, cosine_ddpm_scheduler, draw
 from agents.navdp.config import GOAL_KINDS, STRIDE, NavDPConfig
 from agents.navdp.inputs import depth_input, mask_input, point_goal_xyt, rgb_input, steps_to_path
 from agents.navdp.losses import goal_slots, navdp_loss
@@ -155,10 +156,12 @@ class NavDPAgent(Agent):
     def _init_state(self, n_envs: int) -> None:
         size = HISTORY * self.config.history_every + 1
         self._frames: list[deque] = [deque(maxlen=size) for _ in range(n_envs)]
+        self._noise = EpisodeNoise(self.config.sample_seed, n_envs)
 
     def _clear_state(self, env_ids: np.ndarray) -> None:
         for i in env_ids:
             self._frames[int(i)].clear()
+        self._noise.clear(env_ids)
 
     def goal_kind(self, obs: Mapping[str, Any]) -> str:
         """The goal kind ``act`` uses (see the module docstring); checked against the trained goal kinds.
@@ -227,15 +230,9 @@ class NavDPAgent(Agent):
 
     def _sample(self, tokens: Tensor, goals: Tensor, n: int, deterministic: bool) -> Tensor:
         """DDPM ancestral sampling of (n·K, 24, 3) scaled steps."""
-        c, shape = self.config, (HORIZON, STEP_DIM)
-        generators = None
-        if deterministic:
-            per_env = [torch.Generator().manual_seed(c.sample_seed) for _ in range(n)]
-            generators = [g for g in per_env for _ in range(c.num_samples)]
-            x = torch.stack([torch.randn(shape, generator=g) for g in generators])
-        else:
-            x = torch.randn((n * c.num_samples, *shape))
-        x = x.to(tokens.device)
+        c = self.config
+        generators = self._noise.generators(range(n), c.num_samples) if deterministic else None
+        x = draw((HORIZON, STEP_DIM), generators, n * c.num_samples).to(tokens.device)
         self.scheduler.set_timesteps(c.num_inference_steps, device=tokens.device)
         for t in self.scheduler.timesteps:
             timestep = torch.full((x.shape[0],), int(t), dtype=torch.long, device=x.device)
@@ -246,7 +243,7 @@ class NavDPAgent(Agent):
     def act(self, obs: Mapping[str, Any], deterministic: bool = True) -> np.ndarray:
         """(B, n_waypoints, 3) float32 cumulative ``(dx, dy, dyaw)``: the critic's best trajectory, or an
         in-place rotation where its value is below ``stop_threshold``; with ``selection="random"`` a
-        uniformly drawn sample instead (seeded by ``sample_seed`` when deterministic) and no rotation;
+        uniformly drawn sample instead (from the episode's noise when deterministic) and no rotation;
         clipped to the waypoint action box."""
         c, n_wp = self.config, self.n_waypoints
         planned = self.plan(obs, deterministic)
@@ -255,8 +252,10 @@ class NavDPAgent(Agent):
             best, _ = select_best(paths, values)
             rotate = (values.max(dim=1).values < c.stop_threshold).cpu().numpy()
         else:
-            generator = torch.Generator().manual_seed(c.sample_seed) if deterministic else None
-            index = torch.randint(c.num_samples, (paths.shape[0],), generator=generator).to(paths.device)
+            n = paths.shape[0]
+            generators = self._noise.generators(range(n)) if deterministic else [None] * n
+            index = torch.cat([torch.randint(c.num_samples, (1,), generator=g) for g in generators])
+            index = index.to(paths.device)
             best = paths[torch.arange(paths.shape[0], device=paths.device), index]
             rotate = np.zeros(paths.shape[0], bool)
         waypoints = best[:, :n_wp].cpu().numpy().astype(np.float32)

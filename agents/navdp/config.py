@@ -99,7 +99,7 @@ class NavDPConfig:
         rotate_angle: degrees (left) of an in-place rotation.
         selection: ``critic`` (follow the sample the critic scores best) or ``random`` (a uniformly drawn
             sample of the K, no rotation: the critic ablation).
-        sample_seed: seed of the noise of a deterministic plan.
+        sample_seed: seed of the noise of deterministic acting (restarted at every episode).
         goal: goal kind used by ``act``: ``auto`` (point, then image, then pixel goal, then none, by the keys
             present) or one of ``none``, ``point``, ``image``, ``pixel``.
         action_weight, critic_weight, aux_weight: loss weights (0.8, 0.2, 0.5).

@@ -6,8 +6,9 @@ odometry; when the environment's plan is empty, ``horizon`` future steps are sam
 (:func:`agents.rdp.labels.decode_plan`), which the next steps execute before re-planning. The agent keeps,
 per environment, the plan's remaining actions, the GRU state and the previous-action history; ``reset``
 clears them and ``record_actions`` (DAgger executing another action) rewrites the history and drops the plan.
-``deterministic=True`` samples every plan from noise seeded with ``sample_seed`` afresh (one generator per
-environment), so the same inputs give the same actions.
+``deterministic=True`` draws the plans' noise from one generator per environment, seeded with ``sample_seed``
+at the episode's start (:class:`agents.diffusion.EpisodeNoise`): an episode replays exactly, and successive
+plans differ.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from torch import Tensor
 
 from agents.base import AGENTS, NUM_ACTIONS, STOP, Agent, VocabLike, as_tensor, to_numpy
 from agents.contract import SampleSpec
+from agents.diffusion import EpisodeNoise
 from agents.preprocess import preprocess_depth, preprocess_rgb
 from agents.rdp import clip as clip_io
 from agents.rdp.config import RDPConfig
@@ -171,6 +173,7 @@ class RDPAgent(Agent):
         self._plans: list[collections.deque[int]] = [collections.deque() for _ in range(n_envs)]
         self._last = np.full(n_envs, -1, np.int64)
         self._text_cache: tuple[tuple[str, ...], Tensor, Tensor] | None = None
+        self._noise = EpisodeNoise(self.config.sample_seed, n_envs)
 
     def _clear_state(self, env_ids: np.ndarray) -> None:
         hidden = self._hidden.clone()  # out of place: it may be an inference tensor from act()
@@ -181,6 +184,7 @@ class RDPAgent(Agent):
         for i in env_ids:
             self._plans[int(i)].clear()
         self._text_cache = None
+        self._noise.clear(env_ids)
 
     def _text(self, obs: Mapping[str, Any]) -> tuple[Tensor, Tensor]:
         texts = tuple(_texts(obs))
@@ -225,7 +229,7 @@ class RDPAgent(Agent):
         guided = self.net.finish_condition(cond, None)
         masked = torch.ones(len(envs), dtype=torch.bool, device=self.device)
         uncond = self.net.finish_condition(cond, masked) if c.guidance_scale != 1.0 else None
-        generators = [torch.Generator().manual_seed(c.sample_seed) for _ in envs] if deterministic else None
+        generators = self._noise.generators(envs) if deterministic else None
         x = sample_steps(
             self.net.head, self.scheduler, guided, uncond, (c.horizon, STEP_DIM), c.num_inference_steps,
             c.guidance_scale, generators,

@@ -111,7 +111,7 @@ class RDPConfig:
         guidance_scale: classifier-free guidance at sampling (1.5; 1.0 = off, the conditional prediction).
         cfg_mask_prob: probability that a training step's RGB and instruction tokens are replaced by the
             learned mask token (0.25).
-        sample_seed: seed of the noise of a deterministic plan (every plan restarts from it).
+        sample_seed: seed of the noise of deterministic acting (restarted at every episode).
         use_discrete_dataset: snap label steps to the discrete actions' semantics.
         forward_step: metres of a MOVE_FORWARD (0.25); turn_angle: degrees of a TURN (15).
         max_dxy, max_dyaw: normalisation bounds of (dx, dy) metres and dyaw radians (0.25, 0.27): labels are

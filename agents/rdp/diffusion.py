@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from agents.diffusion import cosine_ddpm_scheduler
+from agents.diffusion import cosine_ddpm_scheduler, draw
 
 
 def make_scheduler(num_train_timesteps: int = 20, prediction_type: str = "epsilon") -> Any:
@@ -159,11 +159,7 @@ def sample_steps(
         (N, horizon, action_dim) samples in [-1, 1].
     """
     n = cond.shape[0]
-    if generators is None:
-        x = torch.randn((n, *shape))
-    else:
-        x = torch.stack([torch.randn(shape, generator=g) for g in generators])
-    x = x.to(cond.device)
+    x = draw(shape, generators, n).to(cond.device)
     scheduler.set_timesteps(n_steps, device=cond.device)
     for t in scheduler.timesteps:
         timestep = torch.full((n,), int(t), dtype=torch.long, device=cond.device)

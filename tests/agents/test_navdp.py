@@ -176,6 +176,25 @@ def test_act_returns_valid_waypoints_and_is_reproducible():
         agent.act(make_obs(rng, b=1))
 
 
+def test_plans_of_an_episode_draw_fresh_noise_and_every_episode_replays():
+    """An agent that cannot move sees one observation again and again: with deterministic acting its plans
+    must still differ (the noise advances over the episode), and a new episode starts from the same noise."""
+    agent = build().eval()
+    obs = make_obs(np.random.default_rng(9))
+    agent.reset(B)
+    with torch.inference_mode():
+        torch.manual_seed(0)
+        first = agent.plan(obs)["paths"]
+        torch.manual_seed(0)  # torch's global generator plays no part
+        second = agent.plan(obs)["paths"]
+        agent.reset(B, env_ids=[1])
+        third = agent.plan(obs)["paths"]
+    for i in range(B):
+        assert not torch.equal(first[i], second[i])  # the same frames and history: only the noise moved on
+    assert torch.equal(third[1], first[1])  # env 1's new episode replays its first plan
+    assert not torch.equal(third[0], first[0]) and not torch.equal(third[0], second[0])  # env 0 goes on
+
+
 def plan_then_act(agent, obs):
     """The agent's plan and its action for ``obs``, each from a fresh episode (the same noise and history)."""
     with torch.inference_mode():
@@ -322,10 +341,10 @@ def test_the_critic_ablation_follows_a_random_sample_without_rotating():
     critic, ablation = build().eval(), build(selection="random", stop_threshold=1e9).eval()
     ablation.load_state_dict(critic.state_dict())
     planned, actions = plan_then_act(ablation, make_obs(np.random.default_rng(8)))
-    index = torch.randint(ablation.config.num_samples, (B,), generator=torch.Generator().manual_seed(0))
-    rows = planned["paths"][torch.arange(B), index, :4].numpy()
     reach = np.array([2.0, 2.0, math.pi], np.float32)
-    np.testing.assert_array_equal(actions, np.clip(rows, -reach, reach))  # not the rotation a 1e9 bar forces
+    rows = np.clip(planned["paths"][:, :, :4].numpy(), -reach, reach)  # (B, K, 4, 3)
+    chosen = [[k for k in range(rows.shape[1]) if np.array_equal(actions[i], rows[i, k])] for i in range(B)]
+    assert all(len(ks) == 1 for ks in chosen)  # one of the samples, not the rotation a 1e9 bar forces
     with pytest.raises(ValueError, match="selection"):
         build(selection="best")
 

@@ -3,10 +3,11 @@ exploring without one.
 
 Inputs, frame spacing and the stop rule are :mod:`agents.baselines.visualnav`'s. **Acting**: the context
 vector of the frames and the goal (masked without ``imagegoal`` or with ``goal=none``), then diffusers'
-``DDPMScheduler(10, squaredcos_cap_v2, clip_sample, epsilon)`` denoises (B, 8, 2) Gaussian noise (drawn per
-env from a generator seeded with ``sample_seed`` when deterministic) into normalised deltas, which are
-un-normalised (min (-2.5, -4), max (5, 4)), cumulated and scaled by ``waypoint_scale``; each waypoint's
-``dyaw`` is the heading of its segment. The stop rule reads the distance head only when a goal is given.
+``DDPMScheduler(10, squaredcos_cap_v2, clip_sample, epsilon)`` denoises (B, 8, 2) Gaussian noise (when
+deterministic, from each env's generator, seeded with ``sample_seed`` at its episode's start) into
+normalised deltas, which are un-normalised (min (-2.5, -4), max (5, 4)), cumulated and scaled by
+``waypoint_scale``; each waypoint's ``dyaw`` is the heading of its segment. The stop rule reads the
+distance head only when a goal is given.
 
 **Loss** (vint_train's ``train_nomad``, published): each sample's goal is masked with probability
 ``goal_mask_prob`` (0.5); ``alpha · MSE(distance) + (1 - alpha) · MSE(ε)`` with ``alpha = 1e-4``, the
@@ -34,7 +35,7 @@ from agents.baselines.visualnav import (
     positions_to_waypoints,
     unnormalize_deltas,
 )
-from agents.diffusion import cosine_ddpm_scheduler
+from agents.diffusion import EpisodeNoise, cosine_ddpm_scheduler, draw
 
 
 def make_scheduler(config: NoMaDConfig) -> Any:
@@ -58,6 +59,14 @@ class NoMaDAgent(VisualNavAgent):
             c.context_size, c.encoding_size, (w, 2 * w, 4 * w), c.width, c.feature_dim, c.n_heads, c.n_layers,
             c.classifier, c.step_embed_dim,
         )  # fmt: skip
+
+    def _init_state(self, n_envs: int) -> None:
+        super()._init_state(n_envs)
+        self._noise = EpisodeNoise(self.config.sample_seed, n_envs)
+
+    def _clear_state(self, env_ids: np.ndarray) -> None:
+        super()._clear_state(env_ids)
+        self._noise.clear(env_ids)
 
     def encode(self, context: Tensor, goal: Tensor | None, goal_mask: Tensor) -> Tensor:
         """(B, d) context vector; a None goal is all masked (zeros in its place)."""
@@ -85,14 +94,8 @@ class NoMaDAgent(VisualNavAgent):
     def sample_deltas(self, cond: Tensor, deterministic: bool) -> Tensor:
         """DDPM ancestral sampling of (B, len_traj_pred, 2) normalised deltas given (B, d) conditions."""
         c, b = self.config, cond.shape[0]
-        shape = (c.len_traj_pred, 2)
-        generators = None
-        if deterministic:
-            generators = [torch.Generator().manual_seed(c.sample_seed) for _ in range(b)]
-            x = torch.stack([torch.randn(shape, generator=g) for g in generators])
-        else:
-            x = torch.randn((b, *shape))
-        x = x.to(cond.device)
+        generators = self._noise.generators(range(b)) if deterministic else None
+        x = draw((c.len_traj_pred, 2), generators, b).to(cond.device)
         self.scheduler.set_timesteps(c.num_diffusion_iters, device=cond.device)
         for t in self.scheduler.timesteps:
             timestep = torch.full((b,), int(t), dtype=torch.long, device=x.device)
