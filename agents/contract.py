@@ -30,6 +30,7 @@ Training samples (:class:`SampleSpec`, after LeRobot's ``delta_timestamps`` and 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +53,11 @@ SAMPLE_KINDS = ("trajectory", "window", "pixel_goal")
 CAMERA_MOUNTS = ("agent", "goal")
 #: Observation / batch key of the main camera's modalities; other cameras are keyed ``<uuid>_<modality>``.
 MAIN_CAMERA = "camera"
+#: Metres above the floor of the System-1 agents' cameras (NavDP, its baselines, DD-PPO): low, as on NavDP's
+#: benchmark robot (a Dingo base with the camera 0.3 m above it), so that an obstacle beside the path stays
+#: in view up to contact. At the simulator's default 1.25 m (Habitat's, VLN's) with a 90° field of view,
+#: nothing below the camera nearer than about 0.7 m is seen, and a planner walks into furniture it cannot see.
+SYSTEM1_CAMERA_HEIGHT = 0.4
 #: Images a camera may give: ``category`` (H, W) int32 is each pixel's instance category code
 #: (:func:`envs.scenes.scene.category_code`), as ground-truth semantics.
 CAMERA_MODALITIES = ("rgb", "depth", "category")
@@ -74,6 +80,8 @@ class CameraRequest:
         mount: ``agent`` or ``goal``.
         modalities: which images, a subset of :data:`CAMERA_MODALITIES` (the environment's default main
             camera gives ``rgb`` and ``depth``).
+        mount_height: metres above the floor (of the agent, or of the goal for a goal camera); None takes the
+            main camera's, whose own None is the simulator's default (1.25 m).
     """
 
     uuid: str = MAIN_CAMERA
@@ -83,6 +91,7 @@ class CameraRequest:
     pitch: float = 0.0
     mount: str = "agent"
     modalities: tuple[str, ...] = ("rgb", "depth")
+    mount_height: float | None = None
 
     def __post_init__(self) -> None:
         where = f"CameraRequest({self.uuid!r})"
@@ -98,6 +107,10 @@ class CameraRequest:
             raise ValueError(f"{where}: pitch must lie in [-90, 90] degrees, got {self.pitch!r}")
         if self.mount not in CAMERA_MOUNTS:
             raise ValueError(f"{where}: mount must be one of {CAMERA_MOUNTS}, got {self.mount!r}")
+        if self.mount_height is not None and not 0.0 < self.mount_height <= 3.0:
+            raise ValueError(
+                f"{where}: mount_height must lie in (0, 3] metres or be None, got {self.mount_height!r}"
+            )
         if not self.modalities or set(self.modalities) - set(CAMERA_MODALITIES):
             raise ValueError(
                 f"{where}: modalities must be a non-empty subset of {CAMERA_MODALITIES}, "
@@ -282,9 +295,12 @@ def interface_of(policy: Any) -> AgentInterface:
     )
 
 
-def camera_spec(request: CameraRequest, width: int, height: int, hfov: float) -> CameraSpec:
-    """The renderer's camera for ``request``, its open size and field of view taken from the main camera's."""
-    return CameraSpec(
+def camera_spec(
+    request: CameraRequest, width: int, height: int, hfov: float, mount_height: float | None = None
+) -> CameraSpec:
+    """The renderer's camera for ``request``; its open size, field of view and mount height are the main
+    camera's (``mount_height`` None: the renderer's default)."""
+    spec = CameraSpec(
         uuid=request.uuid,
         width=request.width or int(width),
         height=request.height or int(height),
@@ -292,17 +308,26 @@ def camera_spec(request: CameraRequest, width: int, height: int, hfov: float) ->
         pitch=float(request.pitch),
         modalities=tuple(request.modalities),
     )
+    above = request.mount_height if request.mount_height is not None else mount_height
+    return spec if above is None else dataclasses.replace(spec, position=(0.0, float(above), 0.0))
 
 
 def agent_cameras(interface: AgentInterface, width: int, height: int, hfov: float) -> tuple[CameraSpec, ...]:
     """The simulator's cameras for an agent: the main camera at ``width``×``height`` then every other camera
     mounted on the agent (goal cameras are rendered by the image-goal task or the dataset, not carried)."""
-    return tuple(camera_spec(c, width, height, hfov) for c in interface.cameras if c.mount == "agent")
+    above = interface.cameras[0].mount_height
+    return tuple(camera_spec(c, width, height, hfov, above) for c in interface.cameras if c.mount == "agent")
+
+
+def goal_camera(interface: AgentInterface, width: int, height: int, hfov: float) -> CameraSpec | None:
+    """The agent's goal camera (an image goal rendered at the goal pose) as the renderer's, or None."""
+    goal = [c for c in interface.cameras if c.mount == "goal"]
+    return camera_spec(goal[0], width, height, hfov, interface.cameras[0].mount_height) if goal else None
 
 
 def agent_sim_config(interface: AgentInterface, width: int, height: int, hfov: float) -> SimConfig | None:
-    """The simulator settings that mount the agent's extra cameras beside the main one, or None when the main
-    camera alone, with the default modalities, is needed (the environment's default then applies)."""
+    """The simulator settings that mount the agent's cameras, or None when the environment's default camera
+    at ``width``×``height`` (one camera, RGB-D, at the default height) is what the agent needs."""
     cameras = agent_cameras(interface, width, height, hfov)
-    default = cameras[0].modalities == CameraRequest().modalities
-    return SimConfig(cameras=cameras) if len(cameras) > 1 or not default else None
+    default = CameraSpec(width=int(width), height=int(height), hfov=float(hfov))
+    return SimConfig(cameras=cameras) if cameras != (default,) else None

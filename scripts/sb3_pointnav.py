@@ -29,6 +29,8 @@ import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 from gymnasium import spaces  # noqa: E402
 
+from agents.baselines.ddppo.agent import DDPPOAgent  # noqa: E402
+from agents.contract import interface_of  # noqa: E402
 from trainers.rl.envs import make_pointnav_env  # noqa: E402
 
 logger = logging.getLogger("sb3_pointnav")
@@ -66,9 +68,12 @@ class SB3Observation(gym.ObservationWrapper):
 def make_env(
     data_dir: str, split: str, size: int, max_steps: int | None, slot: int, seed: int, order: str = "random"
 ) -> gym.Env:
-    """One wrapped environment (module level: picklable for subprocess workers)."""
+    """One wrapped environment (module level: picklable for subprocess workers), its camera as DD-PPO's."""
+    height = interface_of(DDPPOAgent).cameras[0].mount_height
     return SB3Observation(
-        make_pointnav_env(data_dir, split, size, 90.0, max_steps, slot, 1 << 30, seed, 2.5, -0.01, order)
+        make_pointnav_env(
+            data_dir, split, size, 90.0, max_steps, slot, 1 << 30, seed, 2.5, -0.01, order, height
+        )
     )
 
 

@@ -42,7 +42,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from agents.base import AGENTS, Agent, make_agent
-from agents.contract import agent_cameras, camera_spec, interface_of
+from agents.contract import agent_cameras, goal_camera, interface_of
 from agents.registry import Registry
 from envs.datasets.digest import write_dataset_record
 from envs.datasets.r2r import load_episodes
@@ -137,8 +137,7 @@ class Trainer(abc.ABC):
         d = config.data
         self.cameras = agent_cameras(self.interface, d.width, d.height, d.hfov)
         self.camera = self.cameras[0]
-        goal = [c for c in self.interface.cameras if c.mount == "goal"]
-        self.goal_camera = camera_spec(goal[0], d.width, d.height, d.hfov) if goal else None
+        self.goal_camera = goal_camera(self.interface, d.width, d.height, d.hfov)
         self.state = TrainerState()
         self.model: nn.Module | None = None  # the loss module, wrapped for DDP/FSDP by setup()
         self.sharded = False
@@ -179,7 +178,7 @@ class Trainer(abc.ABC):
             )
         if self._train_env is None:
             self._train_env = make_env(
-                self.data_dir, d.train_split, d.width, d.height, d.hfov, task=d.task,
+                self.data_dir, d.train_split, d.width, d.height, d.hfov, task=d.task, camera=self.camera,
                 cameras=self.cameras[1:], action_mode=mode, n_waypoints=max(interface.n_waypoints, 1),
                 max_episode_steps=d.max_episode_steps,
             )  # fmt: skip

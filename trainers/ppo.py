@@ -108,7 +108,7 @@ class PPOTrainer(Trainer):
         d = cfg.data
         self.envs = make_vector_env(
             self.data_dir, d.train_split, c.num_envs, d.width, d.hfov, d.max_episode_steps, info.rank,
-            cfg.seed, c.vector, c.success_reward, c.slack_reward,
+            cfg.seed, c.vector, c.success_reward, c.slack_reward, camera_height=self.camera.position[1],
         )  # fmt: skip
         self.counter = PreemptionCounter(info.world_size, c.sync_frac, c.short_rollout_fraction)
         if ckpt is not None:

@@ -49,7 +49,7 @@ from torch import Tensor, nn
 
 from agents.base import Agent, VocabLike, as_tensor
 from agents.baselines.loading import load_into
-from agents.contract import CameraRequest, SampleSpec
+from agents.contract import SYSTEM1_CAMERA_HEIGHT, CameraRequest, SampleSpec
 from agents.policy_config import check_positive_ints
 from agents.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
@@ -208,7 +208,10 @@ class VisualNavAgent(Agent, abstract=True):
     action_mode = "waypoint"
     n_waypoints = 1
     tasks = ("imagenav", "explore")
-    cameras = (CameraRequest(modalities=("rgb",)), CameraRequest("goal", mount="goal", modalities=("rgb",)))
+    cameras = (
+        CameraRequest(modalities=("rgb",), mount_height=SYSTEM1_CAMERA_HEIGHT),
+        CameraRequest("goal", mount="goal", modalities=("rgb",)),
+    )
     sample = SampleSpec(kind="window", history=5, stride=STRIDE, horizon=5, future_stride=STRIDE)
 
     def __init__(

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from agents.base import AGENTS, Agent, VocabLike, as_tensor
-from agents.contract import CameraRequest, SampleSpec
+from agents.contract import SYSTEM1_CAMERA_HEIGHT, CameraRequest, SampleSpec
 from agents.diffusion import EpisodeNoise, cosine_ddpm_scheduler, draw
 from agents.navdp.config import GOAL_KINDS, STRIDE, NavDPConfig
 from agents.navdp.inputs import depth_input, mask_input, point_goal_xyt, rgb_input, steps_to_path
@@ -74,7 +74,10 @@ class NavDPAgent(Agent):
     action_mode = "waypoint"
     n_waypoints = NavDPConfig.n_waypoints
     tasks = ("pointnav", "imagenav", "explore")
-    cameras = (CameraRequest(), CameraRequest("goal", mount="goal", modalities=("rgb",)))
+    cameras = (
+        CameraRequest(mount_height=SYSTEM1_CAMERA_HEIGHT),
+        CameraRequest("goal", mount="goal", modalities=("rgb",)),
+    )
     sample = SampleSpec(
         kind="window",
         history=HISTORY,

@@ -10,7 +10,15 @@ import pytest
 import torch
 
 from agents import AGENTS, Agent, load_agent, make_agent
-from agents.contract import CameraRequest, SampleSpec, agent_cameras, interface_of
+from agents.contract import (
+    SYSTEM1_CAMERA_HEIGHT,
+    CameraRequest,
+    SampleSpec,
+    agent_cameras,
+    agent_sim_config,
+    goal_camera,
+    interface_of,
+)
 from agents.weights import WEIGHTS_FILE, WEIGHTS_INDEX_FILE
 from benchmarks.base import BENCHMARKS
 from envs.nav.geometry import agent_frame_deltas, resample_path
@@ -65,6 +73,55 @@ def test_good_declarations_and_what_they_mean():
     assert CameraRequest("goal", mount="goal", modalities=("rgb",)).keys() == {"rgb": "imagegoal"}
     with pytest.raises(ValueError, match="accepts \\['pointnav', 'imagenav'\\]"):
         interface.check_task("vln", "agent 'declared'")
+
+
+def test_a_mount_height_raises_every_camera_of_the_agent_and_its_goal_camera():
+    low = interface_of(
+        _define(
+            cameras=(
+                CameraRequest(mount_height=0.4),
+                CameraRequest("down", pitch=-30.0),
+                CameraRequest("goal", mount="goal"),
+            )
+        )
+    )
+    assert [c.position for c in agent_cameras(low, 32, 32, 90.0)] == [(0.0, 0.4, 0.0)] * 2
+    assert goal_camera(low, 32, 32, 90.0).position == (
+        0.0,
+        0.4,
+        0.0,
+    )  # the image goal, seen as the agent would
+    assert agent_sim_config(low, 32, 32, 90.0).cameras[0].position == (0.0, 0.4, 0.0)
+    plain = interface_of(_define())
+    assert agent_sim_config(plain, 32, 32, 90.0) is None  # the environment's default camera, at 1.25 m
+    assert agent_cameras(plain, 32, 32, 90.0)[0].position == (0.0, 1.25, 0.0)
+    for bad in (0.0, -1.0, 3.5):
+        with pytest.raises(ValueError, match="mount_height"):
+            CameraRequest(mount_height=bad)
+
+
+def test_system1_agents_look_from_the_benchmark_robot_s_height_and_vln_agents_from_habitat_s():
+    for name in ("navdp", "iplanner", "viplanner", "gnm", "vint", "nomad", "ddppo"):
+        assert interface_of(AGENTS.get(name)).cameras[0].mount_height == SYSTEM1_CAMERA_HEIGHT, name
+    for name in ("seq2seq", "cma", "rdp", "system2", "dual"):
+        assert interface_of(AGENTS.get(name)).cameras[0].mount_height is None, name
+
+
+def test_the_system1_benchmark_renders_a_low_camera_as_the_agent_declares(tiny_dataset):
+    bench = BENCHMARKS.get("system1_pointnav").build(tiny_dataset, width=32, height=32)
+    try:
+        env = bench.env_for(make_agent("iplanner"))
+        obs, _ = env.reset(options={"episode_index": 0})
+        sim = env.unwrapped.sim
+        pose = (sim.get_agent_state().position, sim.get_agent_state().rotation)
+        main = sim.config.cameras[0]
+        assert main.position == (0.0, SYSTEM1_CAMERA_HEIGHT, 0.0)
+        low = sim.render_at(*pose, dataclasses.replace(main, position=(0.0, SYSTEM1_CAMERA_HEIGHT, 0.0)))
+        high = sim.render_at(*pose, dataclasses.replace(main, position=(0.0, 1.25, 0.0)))
+        np.testing.assert_array_equal(obs["depth"], low["depth"])
+        assert not np.array_equal(obs["depth"], high["depth"])
+    finally:
+        bench.close()
 
 
 @pytest.mark.parametrize(

@@ -214,6 +214,7 @@ def make_env(
     height: int,
     hfov: float = 90.0,
     task: str = "vln",
+    camera: CameraSpec | None = None,
     cameras: Sequence[CameraSpec] = (),
     **kwargs: Any,
 ) -> NavEnv:
@@ -222,8 +223,9 @@ def make_env(
 
     Args:
         data_dir, split: the dataset (R2R-CE layout).
-        width, height, hfov: the main camera.
+        width, height, hfov: the main camera, at the default height unless ``camera`` is given.
         task: ``vln``, ``pointnav``, ``imagenav`` or ``explore``.
+        camera: the main camera in full (a mount height of its own), or None.
         cameras: extra agent-mounted cameras (their observations are ``<uuid>_rgb`` / ``<uuid>_depth``).
         **kwargs: other :class:`envs.env.NavEnv` arguments (``action_mode``, ``n_waypoints``,
             ``max_episode_steps``).
@@ -233,8 +235,9 @@ def make_env(
         raise FileNotFoundError(
             f"{split_dir}: no such split folder (expected the R2R-CE layout DIR/{split}/)"
         )
-    main = CameraSpec(width=width, height=height, hfov=hfov)
-    sim_config = SimConfig(cameras=(main, *cameras)) if cameras else None
+    default = CameraSpec(width=width, height=height, hfov=hfov)
+    main = camera or default
+    sim_config = SimConfig(cameras=(main, *cameras)) if cameras or main != default else None
     return NavEnv(
         task, episodes=split_dir, width=width, height=height, hfov=hfov, sim_config=sim_config, shuffle=False,
         **kwargs,

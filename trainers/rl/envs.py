@@ -21,6 +21,7 @@ environments with ``reset_mask``.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from pathlib import Path
 from typing import Any
@@ -133,15 +134,19 @@ def make_pointnav_env(
     success_reward: float,
     slack_reward: float,
     order: str = "random",
+    camera_height: float | None = None,
 ) -> PointNavRL:
-    """One :class:`PointNavRL` over ``data_dir/split`` with a ``size``×``size`` depth camera; ``slot`` over
-    every rank's environments, ``per_rank`` environments per rank (a module-level function: picklable for
-    worker processes)."""
+    """One :class:`PointNavRL` over ``data_dir/split`` with a ``size``×``size`` depth camera ``camera_height``
+    metres above the floor (None: the simulator's default); ``slot`` over every rank's environments,
+    ``per_rank`` environments per rank (a module-level function: picklable for worker processes)."""
     from envs.env import NavEnv
     from envs.render import CameraSpec
     from envs.sim import SimConfig
 
-    sim_config = SimConfig(cameras=(CameraSpec(width=size, height=size, hfov=hfov, modalities=("depth",)),))
+    camera = CameraSpec(width=size, height=size, hfov=hfov, modalities=("depth",))
+    if camera_height is not None:
+        camera = dataclasses.replace(camera, position=(0.0, float(camera_height), 0.0))
+    sim_config = SimConfig(cameras=(camera,))
     root = Path(data_dir)
     env = NavEnv(
         "pointnav", episodes=root / split, scenes_dir=root / "scenes", sim_config=sim_config,
@@ -164,12 +169,14 @@ def make_vector_env(
     vector: str = "async",
     success_reward: float = 2.5,
     slack_reward: float = -0.01,
+    camera_height: float | None = None,
 ) -> gym.vector.VectorEnv:
     """``num_envs`` :class:`PointNavRL` environments of this rank (slots ``rank·num_envs + i``).
 
     Args:
         data_dir, split: the dataset (R2R-CE layout; scenes in ``data_dir/scenes``).
         size, hfov: the depth camera's side in pixels and field of view in degrees.
+        camera_height: the camera's metres above the floor (None: the simulator's default).
         max_episode_steps: step limit (None: the task's 500).
         vector: ``async`` (a process per environment) or ``sync`` (all in this process).
     """
@@ -193,6 +200,7 @@ def make_vector_env(
             seed,
             success_reward,
             slack_reward,
+            camera_height=camera_height,
         )  # fmt: skip
         for i in range(num_envs)
     ]

@@ -28,6 +28,7 @@ from agents.base import AGENTS, NUM_ACTIONS, Agent, VocabLike, as_tensor
 from agents.baselines.ddppo.config import DDPPOConfig
 from agents.baselines.ddppo.network import PointNavResNetPolicy
 from agents.baselines.ddppo.ppo import ppo_loss
+from agents.contract import SYSTEM1_CAMERA_HEIGHT, CameraRequest
 
 
 def depth_input(depth: Any, config: DDPPOConfig, device: torch.device | str | None = None) -> Tensor:
@@ -71,6 +72,7 @@ class DDPPOAgent(Agent):
     config_class = DDPPOConfig
     action_mode = "discrete"
     tasks = ("pointnav",)
+    cameras = (CameraRequest(mount_height=SYSTEM1_CAMERA_HEIGHT),)  # the System-1 benchmark's robot
 
     def __init__(
         self,

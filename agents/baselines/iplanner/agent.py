@@ -14,7 +14,7 @@ from agents.baselines.iplanner.network import PlannerNet
 from agents.baselines.loading import load_into
 from agents.baselines.planner import current, depth_image
 from agents.baselines.planner_agent import KeypointPlannerAgent
-from agents.contract import CameraRequest
+from agents.contract import SYSTEM1_CAMERA_HEIGHT, CameraRequest
 
 
 @AGENTS.register("iplanner")
@@ -24,7 +24,7 @@ class IPlannerAgent(KeypointPlannerAgent):
 
     name = "iplanner"
     config_class = IPlannerConfig
-    cameras = (CameraRequest(modalities=("depth",)),)
+    cameras = (CameraRequest(modalities=("depth",), mount_height=SYSTEM1_CAMERA_HEIGHT),)
 
     def build_net(self, config: IPlannerConfig) -> nn.Module:
         """:class:`PlannerNet` at the config's sizes."""

@@ -24,7 +24,7 @@ from agents.baselines.viplanner.semantics import (
     released_state,
     semantic_colors,
 )
-from agents.contract import CameraRequest
+from agents.contract import SYSTEM1_CAMERA_HEIGHT, CameraRequest
 from agents.encoders.common import load_state_dict_checked
 
 
@@ -35,7 +35,7 @@ class ViPlannerAgent(KeypointPlannerAgent):
 
     name = "viplanner"
     config_class = ViPlannerConfig
-    cameras = (CameraRequest(modalities=("depth", "category")),)
+    cameras = (CameraRequest(modalities=("depth", "category"), mount_height=SYSTEM1_CAMERA_HEIGHT),)
 
     def build_net(self, config: ViPlannerConfig) -> nn.Module:
         """:class:`ViPlannerNet` at the config's sizes."""
