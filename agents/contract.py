@@ -312,10 +312,14 @@ def camera_spec(
     return spec if above is None else dataclasses.replace(spec, position=(0.0, float(above), 0.0))
 
 
-def agent_cameras(interface: AgentInterface, width: int, height: int, hfov: float) -> tuple[CameraSpec, ...]:
+def agent_cameras(
+    interface: AgentInterface, width: int, height: int, hfov: float, mount_height: float | None = None
+) -> tuple[CameraSpec, ...]:
     """The simulator's cameras for an agent: the main camera at ``width``×``height`` then every other camera
-    mounted on the agent (goal cameras are rendered by the image-goal task or the dataset, not carried)."""
-    above = interface.cameras[0].mount_height
+    mounted on the agent (goal cameras are rendered by the image-goal task or the dataset, not carried), at
+    the main camera's declared height, else at ``mount_height`` (None: the renderer's default)."""
+    main = interface.cameras[0].mount_height
+    above = main if main is not None else mount_height
     return tuple(camera_spec(c, width, height, hfov, above) for c in interface.cameras if c.mount == "agent")
 
 
@@ -325,9 +329,12 @@ def goal_camera(interface: AgentInterface, width: int, height: int, hfov: float)
     return camera_spec(goal[0], width, height, hfov, interface.cameras[0].mount_height) if goal else None
 
 
-def agent_sim_config(interface: AgentInterface, width: int, height: int, hfov: float) -> SimConfig | None:
-    """The simulator settings that mount the agent's cameras, or None when the environment's default camera
-    at ``width``×``height`` (one camera, RGB-D, at the default height) is what the agent needs."""
-    cameras = agent_cameras(interface, width, height, hfov)
+def agent_sim_config(
+    interface: AgentInterface, width: int, height: int, hfov: float, mount_height: float | None = None
+) -> SimConfig | None:
+    """The simulator settings that mount the agent's cameras (``mount_height``: as in :func:`agent_cameras`),
+    or None when the environment's default camera at ``width``×``height`` (one camera, RGB-D, at the default
+    height) is what the agent needs."""
+    cameras = agent_cameras(interface, width, height, hfov, mount_height)
     default = CameraSpec(width=int(width), height=int(height), hfov=float(hfov))
     return SimConfig(cameras=cameras) if cameras != (default,) else None

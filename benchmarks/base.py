@@ -181,6 +181,8 @@ class EpisodeBenchmark:
     """
 
     tasks: ClassVar[tuple[str, ...]] = ("vln",)
+    #: Metres above the floor of the camera of an agent that declares no height (None: the simulator's).
+    camera_height: ClassVar[float | None] = None
 
     def __init__(
         self,
@@ -240,7 +242,7 @@ class EpisodeBenchmark:
             "action_mode": interface.action_mode,
             "n_waypoints": max(interface.n_waypoints, 1),
         }
-        sim_config = agent_sim_config(interface, width, height, hfov)
+        sim_config = agent_sim_config(interface, width, height, hfov, self.camera_height)
         if sim_config is not None:
             kwargs["sim_config"] = sim_config
         return kwargs

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from agents.contract import SYSTEM1_CAMERA_HEIGHT
 from benchmarks.base import EpisodeBenchmark, agent_label
 from envs.env import NavEnv
 from envs.rollout import EpisodeResult
@@ -74,10 +75,14 @@ class System1Benchmark(EpisodeBenchmark):
     """The System-1 benchmark on one task; arguments as :class:`benchmarks.base.EpisodeBenchmark`.
 
     The environment follows the agent's declarations: its action mode (``discrete`` or ``waypoint``), waypoint
-    count and cameras; an agent that does not declare this task is refused.
+    count and cameras; an agent that does not declare this task is refused. An agent that declares no camera
+    height (the expert, random) looks from the System-1 robot's
+    (:data:`agents.contract.SYSTEM1_CAMERA_HEIGHT`), so that what the camera measures (the explored area)
+    compares across the table.
     """
 
     tasks = SYSTEM1_TASKS
+    camera_height = SYSTEM1_CAMERA_HEIGHT
 
     def env_kwargs(self, agent: Any, camera: dict[str, Any] | None = None) -> dict[str, Any]:
         """The base arguments plus the planning protocol; plan latency is always measured and reported."""

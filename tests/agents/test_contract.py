@@ -120,8 +120,17 @@ def test_the_system1_benchmark_renders_a_low_camera_as_the_agent_declares(tiny_d
         high = sim.render_at(*pose, dataclasses.replace(main, position=(0.0, 1.25, 0.0)))
         np.testing.assert_array_equal(obs["depth"], low["depth"])
         assert not np.array_equal(obs["depth"], high["depth"])
+        # An agent that declares no height (random) is mounted at the benchmark robot's too; VLN keeps 1.25 m.
+        env = bench.env_for(make_agent("random"))
+        assert env.unwrapped.sim_config.cameras[0].position == (0.0, SYSTEM1_CAMERA_HEIGHT, 0.0)
     finally:
         bench.close()
+    vln = BENCHMARKS.get("vln_val_unseen").build(tiny_dataset, width=32, height=32)
+    try:
+        env = vln.env_for(make_agent("random"))
+        assert env.unwrapped.sim_config.cameras[0].position == (0.0, 1.25, 0.0)
+    finally:
+        vln.close()
 
 
 @pytest.mark.parametrize(
