@@ -219,3 +219,5 @@ def test_sync_and_partial_async_on_a_fixed_episode(system2_dir, env):
     agent = dual(system2_dir, "navdp_async", infer_mode="sync", num_samples=4)
     (again,) = rollout(env, agent, episode_ids=[episode])
     assert again.actions == runs["sync"][1].actions
+    (replay,) = rollout(env, agent, episode_ids=[episode])  # the same agent: the episode's noise restarts
+    assert replay.actions == again.actions
