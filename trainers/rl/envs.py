@@ -21,7 +21,6 @@ environments with ``reset_mask``.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from pathlib import Path
 from typing import Any
@@ -139,14 +138,12 @@ def make_pointnav_env(
     """One :class:`PointNavRL` over ``data_dir/split`` with a ``size``×``size`` depth camera ``camera_height``
     metres above the floor (None: the simulator's default); ``slot`` over every rank's environments,
     ``per_rank`` environments per rank (a module-level function: picklable for worker processes)."""
+    from agents.contract import CameraRequest, camera_spec
     from envs.env import NavEnv
-    from envs.render import CameraSpec
     from envs.sim import SimConfig
 
-    camera = CameraSpec(width=size, height=size, hfov=hfov, modalities=("depth",))
-    if camera_height is not None:
-        camera = dataclasses.replace(camera, position=(0.0, float(camera_height), 0.0))
-    sim_config = SimConfig(cameras=(camera,))
+    request = CameraRequest(modalities=("depth",), mount_height=camera_height)
+    sim_config = SimConfig(cameras=(camera_spec(request, size, size, hfov),))
     root = Path(data_dir)
     env = NavEnv(
         "pointnav", episodes=root / split, scenes_dir=root / "scenes", sim_config=sim_config,
