@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from agents.diffusion import EpisodeNoise
 from agents.system2.acting import EnvMemory
 
 #: Degrees of one turn arrow (System 2's discrete turn).
@@ -60,7 +61,6 @@ class EnvSlot:
     plan: np.ndarray | None = None  # (T, 3) waypoints in the odometry frame
     steps_since_s2: int = 0
     steps_since_plan: int = 0
-    noise: torch.Generator | None = None  # System 1's noise in deterministic acting, seeded per episode
 
 
 def compose(odometry: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -104,17 +104,16 @@ class DualRuntime:
 
     def __init__(self, agent: Any, n_envs: int) -> None:
         self.agent, self.config = agent, agent.config
-        self.slots = [self._slot() for _ in range(n_envs)]
+        self.slots = [EnvSlot() for _ in range(n_envs)]
+        self.noise = EpisodeNoise(self.config.sample_seed, n_envs)  # System 1's, in deterministic acting
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="system2")
         self.stats: dict[str, Any] = {"s2_calls": 0, "s1_plans": 0, "s2_latency": [], "s1_latency": []}
 
     def clear(self, env_ids: Any) -> None:
         """Forget the listed environments' episodes (a pending answer is dropped)."""
         for i in env_ids:
-            self.slots[int(i)] = self._slot()
-
-    def _slot(self) -> EnvSlot:
-        return EnvSlot(noise=torch.Generator().manual_seed(self.config.sample_seed))
+            self.slots[int(i)] = EnvSlot()
+        self.noise.clear(env_ids)
 
     def close(self) -> None:
         """Stop the background thread (after its current query)."""
@@ -152,9 +151,12 @@ class DualRuntime:
         if result.kind != "pixel":
             slot.result = None  # ask again at the next step
             return rotation(result.turns if result.kind == "turn" else 1, n).astype(np.float32)
-        return self._follow(slot, obs, result, deterministic)
+        generator = self.noise.generators([i])[0] if deterministic else None
+        return self._follow(slot, obs, result, generator)
 
-    def _follow(self, slot: EnvSlot, obs: dict[str, Any], result: System2Result, deterministic: bool):
+    def _follow(
+        self, slot: EnvSlot, obs: dict[str, Any], result: System2Result, generator: torch.Generator | None
+    ) -> np.ndarray:
         c, n = self.config, self.agent.n_waypoints
         odometry = obs.get("odometry")
         replan = (
@@ -163,7 +165,6 @@ class DualRuntime:
         )  # fmt: skip
         if replan:
             start = time.perf_counter()
-            generator = slot.noise if deterministic else None
             points = self.agent.plan_system1(result, obs["rgb"], obs["depth"], generator)
             self.stats["s1_latency"].append(time.perf_counter() - start)
             self.stats["s1_plans"] += 1
