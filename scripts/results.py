@@ -90,8 +90,11 @@ class Entry:
         key: its folder names (``OUT/runs/<key>-s<seed>``, ``OUT/eval/<key>...``) and ``--only`` name.
         label: its name in the table.
         train: ``trainers/run.py`` overrides of a trained agent, applied after the preset's (a key given here
-            replaces the preset's); empty for an agent evaluated as it is.
+            replaces the preset's; ``{data}`` stands for the benchmark folder); empty for an agent evaluated
+            as it is.
         agent: the registry name of an untrained agent (``forward``, ``random``).
+        own_schedule: ``train`` names an experiment with a trainer and schedule of its own (System 2's
+            supervised fine-tuning): the preset's ``trainer`` overrides (DAgger's rounds) are left out.
         multi_seed: train once per seed (``--seeds``) and show mean ± std; else one run, seed 0.
         benchmark: the benchmark it is evaluated on.
         preset_train: per preset, overrides applied after ``train`` (e.g. the tiny preset's smoke-sized
@@ -106,6 +109,7 @@ class Entry:
     label: str
     train: tuple[str, ...] = ()
     agent: str | None = None
+    own_schedule: bool = False
     multi_seed: bool = False
     benchmark: str = "vln_val_unseen"
     preset_train: tuple[tuple[str, tuple[str, ...]], ...] = ()
@@ -139,6 +143,17 @@ ENTRIES = (
         ("agent=rdp",),
         preset_train=(("tiny", ("experiment=smoke_rdp",)),),
         cost=2.0,  # trains at 0.45-0.65x CMA's samples/s (README, RDP section)
+    ),
+    Entry(
+        "system2",
+        "System 2 + shortest-path follower",
+        ("experiment=system2_vln", "agent=system2", "agent.corpus_split={data}/train"),
+        own_schedule=True,
+        preset_train=(
+            ("small", ("trainer.epochs=1",)),
+            ("tiny", ("data.width=32", "data.height=32", "trainer.epochs=1", "eval.final_n_episodes=2")),
+        ),
+        cost=2.5,  # three epochs of 17,911 queries at about 8 queries/s on one core
     ),
     Entry("forward", "forward (37 × FORWARD, then STOP)", agent="forward"),
     Entry("random", "random", agent="random"),
@@ -283,9 +298,12 @@ class Results:
         folder = self.run_dir(run)
 
         def overrides() -> list[str]:
-            extra = dict(run.entry.preset_train).get(self.preset_name, ())
+            entry = run.entry
+            extra = dict(entry.preset_train).get(self.preset_name, ())
+            preset = [o for o in self.preset.train if not (entry.own_schedule and _is_trainer_key(o))]
+            train = [o.replace("{data}", str(self.data)) for o in entry.train]
             where = [f"data.dir={self.data}", f"data.init_store={self.expert}", f"run_dir={folder}"]
-            return [*merge_overrides(self.preset.train, run.entry.train, extra), *where, f"seed={run.seed}"]
+            return [*merge_overrides(tuple(preset), tuple(train), extra), *where, f"seed={run.seed}"]
 
         def command() -> list[str]:
             resume = "true" if latest_run_checkpoint(folder) is not None else "false"
@@ -335,6 +353,13 @@ class Results:
         doc = {"command": self.command, "preset": self.preset_name, "seeds": self.seeds, "dataset": identity}
         doc.update(code=versions, rows=records, inputs=evaluation_inputs(self._eval_dirs()))
         atomic_write(self._results / "results.json", (json.dumps(doc, indent=2) + "\n").encode())
+
+
+def _is_trainer_key(override: str) -> bool:
+    """Whether a Hydra override sets the trainer group or one of its fields (``trainer=dagger``,
+    ``trainer.rounds=3``)."""
+    key = override.split("=", 1)[0].lstrip("+~")
+    return key == "trainer" or key.startswith("trainer.")
 
 
 def _bind(fn: Callable, *args) -> Callable[[], object]:

@@ -126,6 +126,17 @@ def test_an_entry_replaces_the_presets_value_of_a_key():
         results_script.main(["--only", "cma,nonesuch", "--dry-run"])
 
 
+def test_an_entry_with_its_own_schedule_drops_the_presets_trainer_overrides(tmp_path):
+    entries = [e for e in results_script.ENTRIES if e.key in ("system2", "rdp")]
+    results = results_script.Results(tmp_path, "tiny", entries, 1, "python scripts/results.py")
+    commands = {s.name: s.command() for s in results.stages() if s.name.startswith("train ")}
+    system2, rdp = commands["train system2-s0"], commands["train rdp-s0"]
+    assert "trainer=dagger" in rdp and "trainer.rounds=2" in rdp
+    assert not [o for o in system2 if o.startswith("trainer=") or o.startswith("trainer.rounds")]
+    assert "experiment=system2_vln" in system2 and "trainer.epochs=1" in system2
+    assert f"agent.corpus_split={tmp_path / 'data' / 'benchmark'}/train" in system2
+
+
 def test_side_by_side_runs_start_longest_first(tmp_path):
     stages = [
         Stage("a", tmp_path, lambda: False, run="a"),
@@ -145,7 +156,7 @@ def test_side_by_side_runs_start_longest_first(tmp_path):
     )
     chains = run_order([s for s in results.stages() if s.run is not None])
     names = [chain[0].name for chain in chains]
-    assert names[:2] == ["train rdp-s0", "train cma-s0"] and names[-2:] == [
+    assert names[:3] == ["train system2-s0", "train rdp-s0", "train cma-s0"] and names[-2:] == [
         "evaluate forward",
         "evaluate random",
     ]
