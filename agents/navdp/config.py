@@ -69,7 +69,10 @@ class NavDPConfig:
             None keeps the random initialisation.
         rgb_trainable: train the RGB encoder (NavDP: False, frozen).
         normalize_rgb: ImageNet mean/std after scaling RGB to [0, 1] (DINOv2's preprocessing).
-        min_depth, max_depth: depth outside [min, max] metres becomes 0 (NavDP: 0.1, 5).
+        min_depth, max_depth: depth outside [min, max] metres becomes 0 (NavDP: 0.1, 5). The default keeps
+            every reading below 5 m: NavDP's 0.1 m suits a depth camera on the front of a robot body, while
+            our camera sits at the centre of a body of radius 0.1 m, so an obstacle the robot is pressed
+            against reads 0.09-0.1 m and would become 0, "no reading", like open space beyond 5 m.
         compress_layers, compress_heads: the token compressor's decoder layers and heads (NavDP: 2, 8).
         compress_ffn: its FFN width (NavDP: 2048, PyTorch's default for ``nn.TransformerDecoderLayer``).
         queries_per_frame: learned queries per memory frame; the compressor outputs
@@ -115,7 +118,7 @@ class NavDPConfig:
     rgb_weights: str | None = None
     rgb_trainable: bool = True
     normalize_rgb: bool = True
-    min_depth: float = 0.1
+    min_depth: float = 0.0
     max_depth: float = 5.0
     compress_layers: int = 2
     compress_heads: int = 4
