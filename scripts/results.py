@@ -95,6 +95,10 @@ class Entry:
         agent: the registry name of an untrained agent (``forward``, ``random``).
         own_schedule: ``train`` names an experiment with a trainer and schedule of its own (System 2's
             supervised fine-tuning): the preset's ``trainer`` overrides (DAgger's rounds) are left out.
+        after: the key of an entry whose seed-0 run this one builds on (the dual systems on System 2's
+            checkpoint, ``{runs}`` in ``train`` standing for ``OUT/runs``): its stages follow that run's in
+            one chain, so side by side (``--jobs``) they still start after it; ``--only`` needs both keys
+            unless that run is already trained.
         multi_seed: train once per seed (``--seeds``) and show mean ± std; else one run, seed 0.
         benchmark: the benchmark it is evaluated on.
         preset_train: per preset, overrides applied after ``train`` (e.g. the tiny preset's smoke-sized
@@ -110,6 +114,7 @@ class Entry:
     train: tuple[str, ...] = ()
     agent: str | None = None
     own_schedule: bool = False
+    after: str | None = None
     multi_seed: bool = False
     benchmark: str = "vln_val_unseen"
     preset_train: tuple[tuple[str, tuple[str, ...]], ...] = ()
@@ -154,6 +159,19 @@ ENTRIES = (
             ("tiny", ("data.width=32", "data.height=32", "trainer.epochs=1", "eval.final_n_episodes=2")),
         ),
         cost=2.5,  # three epochs of 17,911 queries at about 8 queries/s on one core
+    ),
+    *(
+        Entry(
+            f"dual-{head}",
+            f"{label} (dual, on System 2)",
+            ("experiment=dual_vln", "agent=dual", f"agent.system1={head}_async")
+            + ("agent.system2={runs}/system2-s0/checkpoints/last/agent",),
+            own_schedule=True,
+            after="system2",
+            preset_train=(("tiny", ("data.width=32", "data.height=32", "eval.final_n_episodes=2")),),
+            cost=2.5,  # one epoch of about 60,000 System-1 samples at 7-8 samples/s
+        )
+        for head, label in (("navdp", "InternVLA-N1 w/ NavDP"), ("nextdit", "DualVLN (NextDiT)"))
     ),
     Entry("forward", "forward (37 × FORWARD, then STOP)", agent="forward"),
     Entry("random", "random", agent="random"),
@@ -301,7 +319,10 @@ class Results:
             entry = run.entry
             extra = dict(entry.preset_train).get(self.preset_name, ())
             preset = [o for o in self.preset.train if not (entry.own_schedule and _is_trainer_key(o))]
-            train = [o.replace("{data}", str(self.data)) for o in entry.train]
+            train = [
+                o.replace("{data}", str(self.data)).replace("{runs}", str(self.out / "runs"))
+                for o in entry.train
+            ]
             where = [f"data.dir={self.data}", f"data.init_store={self.expert}", f"run_dir={folder}"]
             return [*merge_overrides(tuple(preset), tuple(train), extra), *where, f"seed={run.seed}"]
 
@@ -310,11 +331,11 @@ class Results:
             return [sys.executable, "trainers/run.py", *overrides(), f"resume={resume}"]
 
         def stale() -> str | None:
-            return config_changes(folder, overrides())
+            return self._missing_dependency(run) or config_changes(folder, overrides())
 
         done = (folder / "eval" / "final" / "summary.json").is_file
         return Stage(
-            f"train {run.name}", folder, done, command, run=run.name, stale=stale, cost=run.entry.cost
+            f"train {run.name}", folder, done, command, run=self._chain(run), stale=stale, cost=run.entry.cost
         )
 
     def _evaluate_stage(self, run: Run) -> Stage:
@@ -324,7 +345,22 @@ class Results:
         command += [f"data.dir={self.data}", f"out_dir={folder}", "report=false", *self.preset.evaluate]
         command += run.entry.evaluate if trained else []
         done = _bind(evaluated, folder, trained, run.entry.evaluate if trained else ())
-        return Stage(f"evaluate {run.name}", folder, done, lambda: command, run=run.name)
+        return Stage(f"evaluate {run.name}", folder, done, lambda: command, run=self._chain(run))
+
+    def _chain(self, run: Run) -> str:
+        """The stage chain of a run: its own, or that of the run it builds on (``Entry.after``)."""
+        return f"{run.entry.after}-s0" if run.entry.after else run.name
+
+    def _missing_dependency(self, run: Run) -> str | None:
+        """Why a run cannot start: it builds on a run that is neither trained nor among the entries made."""
+        after = run.entry.after
+        if after is None or any(e.key == after for e in self.entries):
+            return None
+        if (self.out / "runs" / f"{after}-s0" / "eval" / "final" / "summary.json").is_file():
+            return None
+        return (
+            f"{run.name} builds on the trained run {self.out / 'runs' / f'{after}-s0'}: add {after} to --only"
+        )
 
     # ------------------------------------------------------------------------------------------ tables
     def write_tables(self) -> None:

@@ -137,6 +137,27 @@ def test_an_entry_with_its_own_schedule_drops_the_presets_trainer_overrides(tmp_
     assert f"agent.corpus_split={tmp_path / 'data' / 'benchmark'}/train" in system2
 
 
+def test_a_dual_system_follows_the_system2_run_it_builds_on(tmp_path):
+    def stages(keys: tuple[str, ...]) -> list:
+        entries = [e for e in results_script.ENTRIES if e.key in keys]
+        return results_script.Results(tmp_path, "default", entries, 1, "python scripts/results.py").stages()
+
+    together = [s for s in stages(("system2", "dual-navdp", "dual-nextdit")) if s.run is not None]
+    chains = run_order(together)
+    assert [[s.name for s in chain] for chain in chains] == [
+        ["train system2-s0", "evaluate system2-s0", "train dual-navdp-s0", "evaluate dual-navdp-s0"]
+        + ["train dual-nextdit-s0", "evaluate dual-nextdit-s0"]
+    ]
+    dual = next(s for s in together if s.name == "train dual-navdp-s0")
+    system2 = tmp_path / "runs" / "system2-s0"
+    assert f"agent.system2={system2}/checkpoints/last/agent" in dual.command() and dual.stale() is None
+    alone = next(s for s in stages(("dual-navdp",)) if s.name == "train dual-navdp-s0")
+    assert "add system2 to --only" in alone.stale()
+    (system2 / "eval" / "final").mkdir(parents=True)
+    (system2 / "eval" / "final" / "summary.json").write_text("{}")
+    assert alone.stale() is None
+
+
 def test_side_by_side_runs_start_longest_first(tmp_path):
     stages = [
         Stage("a", tmp_path, lambda: False, run="a"),
