@@ -346,6 +346,15 @@ class TrajectoryStore:
             arrays = {k: f.get_tensor(k) for k in keys}
         return self._episode(meta, arrays)
 
+    def frame_shape(self, i: int, name: str = "rgb") -> tuple[int, ...] | None:
+        """Shape ``(T, H, W, C)`` of episode ``i``'s stored frames ``name`` (reads the file's header only), or
+        None when it has none."""
+        record = self._records[self._resolve(i)]
+        if name not in record.get("frames", []):
+            return None
+        with safe_open(str(self.root / record["file"]), framework="np") as f:
+            return tuple(f.get_slice(f"frames/{name}").get_shape())
+
     def frames_at(
         self, i: int, steps: Sequence[int], names: Sequence[str] = ("rgb", "depth")
     ) -> dict[str, np.ndarray]:

@@ -50,6 +50,18 @@ def test_render_on_read_equals_the_simulator_and_the_observations(tiny_dataset, 
     sim.close()
 
 
+def test_frames_stored_at_another_size_are_rendered_or_refused(tiny_dataset, stores):
+    larger = CameraSpec(width=48, height=40)
+    auto = TrajectoryDataset(stores / "frames", tiny_dataset / "scenes", larger)
+    rendered = TrajectoryDataset(stores / "poses", tiny_dataset / "scenes", larger, frames="render")
+    assert auto[0]["rgb"].shape[1:] == (40, 48, 3)
+    np.testing.assert_array_equal(auto[0]["rgb"], rendered[0]["rgb"])
+    assert TrajectoryDataset(stores / "frames", tiny_dataset / "scenes", CAMERA).source.uses_stored(0)
+    strict = TrajectoryDataset(stores / "frames", tiny_dataset / "scenes", larger, frames="stored")
+    with pytest.raises(ValueError, match=r"stores 24x32 frames .* camera renders 40x48"):
+        strict[0]
+
+
 def test_items_carry_labels_executed_actions_and_progress(tiny_dataset, stores):
     data = TrajectoryDataset(stores / "poses", tiny_dataset / "scenes", CAMERA)
     item = data[0]

@@ -42,7 +42,8 @@ class FrameSource:
         extra_cameras: other agent-mounted cameras (a pitched look-down camera), keyed ``<uuid>_<modality>``;
             always rendered.
         goal_camera: a camera rendered once at the episode's goal pose (``imagegoal``), or None.
-        frames: ``auto`` (stored frames when an episode has them, else render), ``render`` or ``stored``.
+        frames: ``auto`` (stored frames when an episode has them at the camera's size, else render),
+            ``render`` or ``stored`` (an episode without them, or with another size, is an error).
         scene_cache_size: renderers kept per process, at most; the least recently used goes first.
         scene_cache_bytes: and at most this many bytes of scene files behind them (the newest is always
             kept). Windows are drawn from every scene of a store in random order, so a cache smaller than the
@@ -69,6 +70,7 @@ class FrameSource:
         self.mode, self.scene_cache_size, self.scene_cache_bytes = frames, scene_cache_size, scene_cache_bytes
         self._renderers: collections.OrderedDict[str, Any] = collections.OrderedDict()
         self._scene_bytes: dict[str, int] = {}
+        self._stored: dict[int, bool] = {}
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -102,16 +104,32 @@ class FrameSource:
         return {m: np.stack([v[m] for v in views]) for m in camera.modalities}
 
     def uses_stored(self, index: int) -> bool:
-        """Whether episode ``index``'s main-camera frames are read from the store."""
+        """Whether episode ``index``'s main-camera frames are read from the store: it holds RGB and depth
+        at the camera's size (frames of another size, stored for another camera, are rendered anew in
+        ``auto`` mode and an error in ``stored`` mode)."""
         if self.mode == "render":
             return False
-        stored = set(self.store.meta(index).get("frames", []))
-        if self.mode == "stored" and not {"rgb", "depth"} <= stored:
-            meta = self.store.meta(index)
-            raise KeyError(
-                f"{self.store.root}: episode {meta['episode_id']!r} has no stored rgb/depth frames"
-            )
-        return {"rgb", "depth"} <= stored
+        if index not in self._stored:
+            self._stored[index] = self._check_stored(index)
+        return self._stored[index]
+
+    def _check_stored(self, index: int) -> bool:
+        meta = self.store.meta(index)
+        where = f"{self.store.root}: episode {meta['episode_id']!r}"
+        if not {"rgb", "depth"} <= set(meta.get("frames", [])):
+            if self.mode == "stored":
+                raise KeyError(f"{where} has no stored rgb/depth frames")
+            return False
+        shape = self.store.frame_shape(index, "rgb")
+        size = (self.camera.height, self.camera.width)
+        if shape is not None and tuple(shape[1:3]) != size:
+            if self.mode == "stored":
+                raise ValueError(
+                    f"{where} stores {shape[1]}x{shape[2]} frames (height x width), the camera renders "
+                    f"{size[0]}x{size[1]}: collect at this size or read with frames=render"
+                )
+            return False
+        return True
 
     def main_frames(self, index: int, ep: Episode, steps: Sequence[int]) -> dict[str, np.ndarray]:
         """``rgb`` (N,H,W,3) and ``depth`` (N,H,W,1) of the main camera at the given steps (and its other
