@@ -93,12 +93,12 @@ def latest_run_checkpoint(run: Path) -> Path | None:
 
 
 def evaluated(folder: Path, run: Path | None, overrides: tuple[str, ...] = ()) -> bool:
-    """An evaluation folder is complete: its ``summary.json`` exists and, for a trained agent (``run``), is
-    that of the run's latest checkpoint acting with the ``agent.<field>=value`` of ``overrides``."""
+    """An evaluation folder is complete: its ``summary.json`` exists, its agent acted with the
+    ``agent.<field>=value`` of ``overrides`` and, for a trained agent (``run``), it is that of the run's
+    latest checkpoint."""
     summary = read_json(folder / "summary.json")
-    if summary is None or run is None:
-        return summary is not None
-    latest = latest_run_checkpoint(run)
+    if summary is None:
+        return False
     acted = summary.get("agent_config") or {}
     wanted = {
         key.split(".", 1)[1]: yaml.safe_load(value)
@@ -106,6 +106,9 @@ def evaluated(folder: Path, run: Path | None, overrides: tuple[str, ...] = ()) -
         if key.startswith("agent.")
     }
     same = all(k in acted and acted[k] == v for k, v in wanted.items())
+    if run is None:
+        return same
+    latest = latest_run_checkpoint(run)
     return latest is not None and summary.get("checkpoint") == str(latest.resolve()) and same
 
 

@@ -81,8 +81,9 @@ class Method:
         tiny: overrides applied after ``train`` with the tiny preset (the smoke-sized agent).
         cost: its training time relative to NavDP's (with ``--jobs`` the longest chains start first).
         run_of: the key of another method whose trained run this row evaluates (an acting variant).
-        evaluate: ``benchmarks/run.py`` overrides of its evaluations: ``agent=<name>`` then its
-            ``agent.<field>=value`` acting settings (an evaluation made with other values is redone).
+        evaluate: ``benchmarks/run.py`` overrides of its evaluations: ``agent=<name>`` (a trained method's)
+            then its ``agent.<field>=value`` acting settings (an evaluation made with other values is
+            redone).
     """
 
     key: str
@@ -99,7 +100,15 @@ class Method:
 
 METHODS = (
     Method("expert", "expert (shortest path)", ("pointnav", "imagenav"), agent="expert"),
-    Method("random", "random", ("pointnav", "imagenav", "explore"), agent="random"),
+    # No STOP: as the learned methods, the random bound moves until arrival, stuck or the step limit (VLN's
+    # random agent stops with p = 0.25 a step, which ended its System-1 episodes after 4 steps).
+    Method(
+        "random",
+        "random (no STOP)",
+        ("pointnav", "imagenav", "explore"),
+        agent="random",
+        evaluate=("agent.stop_probability=0",),
+    ),
     Method(
         "navdp",
         "NavDP",

@@ -70,6 +70,15 @@ def test_the_plan_covers_every_method_task_and_split(tmp_path):
     assert f"checkpoint={tmp_path}/runs/navdp/checkpoints/last" in command
     assert command.index("agent=navdp") < command.index("agent.selection=random")  # the group, then its field
     assert ablation.run == "navdp"  # with --jobs it follows NavDP's training
+    bound = next(s for s in results.stages() if s.name == "evaluate random explore houses sync")
+    command = bound.command()
+    assert "agent=random" in command and command[-1] == "agent.stop_probability=0"  # until stuck or timeout
+    folder = bound.output
+    folder.mkdir(parents=True)
+    (folder / "summary.json").write_text(json.dumps({"agent_config": {"stop_probability": 0.25}}))
+    assert not bound.is_done()  # made with the VLN random agent's STOP: redone
+    (folder / "summary.json").write_text(json.dumps({"agent_config": {"stop_probability": 0.0}}))
+    assert bound.is_done()
     navdp = results.train_overrides(next(m for m in script.METHODS if m.key == "navdp"))
     assert "experiment=navdp_s1" in navdp and "trainer=bc" in navdp and "eval.final=true" in navdp
     ppo = results.train_overrides(next(m for m in script.METHODS if m.key == "ddppo"))
