@@ -9,7 +9,9 @@ agent's own cameras and sample declaration, no colour augmentation), and each qu
 it at run time (a ``↓`` answer is followed by the look-down image). The metrics are
 :func:`envs.tasks.pixel_goal.pixel_goal_metrics`: median pixel error and the share within 5 % of the image
 diagonal on pixel queries, exact arrow accuracy on turn queries, STOP accuracy, and the count of answers that
-do not parse; with the mean generation latency per query (ms).
+do not parse; with the mean generation latency per query (ms). ``constant_pixel`` scores the same queries
+answered with one pixel, the median target of the pixel queries asked: a model below it has not learned
+where the goal is.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -78,8 +82,26 @@ def evaluate(
         samples.append(item)
     metrics = pixel_goal_metrics(predictions, samples)
     metrics["latency_ms"] = 1000.0 * seconds / max(n, 1)
-    metrics = {k: (None if isinstance(v, float) and v != v else v) for k, v in metrics.items()}  # NaN: null
-    return {"checkpoint": str(checkpoint), "split": split, "queries": n, "counts": dataset.counts, **metrics}
+    constant = constant_pixel(samples)
+    baseline = {"pixel": list(constant), **pixel_goal_metrics([f"{constant[0]} {constant[1]}"] * n, samples)}
+    return {
+        "checkpoint": str(checkpoint), "split": split, "queries": n, "counts": dataset.counts,
+        **_null_nan(metrics), "constant_pixel": _null_nan(baseline),
+    }  # fmt: skip
+
+
+def constant_pixel(samples: list[dict]) -> tuple[int, int]:
+    """The median (row, col) target of the pixel queries among ``samples`` ((0, 0) without any)."""
+    pixels = [np.asarray(s["pixel"]).reshape(2) for s in samples if str(s["kind"]) == "pixel"]
+    if not pixels:
+        return 0, 0
+    row, col = np.median(np.stack(pixels), axis=0).round().astype(int)
+    return int(row), int(col)
+
+
+def _null_nan(metrics: dict) -> dict:
+    """NaN values as None (JSON null)."""
+    return {k: (None if isinstance(v, float) and v != v else v) for k, v in metrics.items()}
 
 
 def main(argv: list[str] | None = None) -> int:

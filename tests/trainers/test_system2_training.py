@@ -170,6 +170,11 @@ def test_pixel_goal_accuracy_script_asks_every_query(tiny_dataset, tmp_path):
     assert result["n_pixel"] + result["n_turn"] + result["n_stop"] == 5
     assert 0 <= result["invalid"] <= 5 and result["latency_ms"] > 0
     assert sum(result["counts"][k] for k in ("pixel", "turn", "stop")) >= 5
+    baseline = result["constant_pixel"]
+    assert len(baseline["pixel"]) == 2 and baseline["n_pixel"] == result["n_pixel"]
+    assert baseline["invalid"] == 0 and baseline["turn/accuracy"] in (0.0, None)
+    pixels = [{"kind": "pixel", "pixel": (2, 9)}, {"kind": "pixel", "pixel": (4, 1)}, {"kind": "stop"}]
+    assert accuracy.constant_pixel(pixels) == (3, 5)
     with pytest.raises(ValueError, match="does not answer pixel-goal queries"):
         make_agent("cma").save(tmp_path / "cma")
         accuracy.evaluate(tmp_path / "cma", tiny_dataset, "val_unseen", store, 1)
