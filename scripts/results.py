@@ -333,10 +333,10 @@ class Results:
         def stale() -> str | None:
             return self._missing_dependency(run) or config_changes(folder, overrides())
 
-        done = (folder / "eval" / "final" / "summary.json").is_file
         return Stage(
-            f"train {run.name}", folder, done, command, run=self._chain(run), stale=stale, cost=run.entry.cost
-        )
+            f"train {run.name}", folder, _bind(_trained, folder), command, run=self._chain(run), stale=stale,
+            cost=run.entry.cost,
+        )  # fmt: skip
 
     def _evaluate_stage(self, run: Run) -> Stage:
         folder, trained = self.eval_dir(run), self.run_dir(run)
@@ -356,11 +356,10 @@ class Results:
         after = run.entry.after
         if after is None or any(e.key == after for e in self.entries):
             return None
-        if (self.out / "runs" / f"{after}-s0" / "eval" / "final" / "summary.json").is_file():
+        base = self.out / "runs" / f"{after}-s0"
+        if _trained(base):
             return None
-        return (
-            f"{run.name} builds on the trained run {self.out / 'runs' / f'{after}-s0'}: add {after} to --only"
-        )
+        return f"{run.name} builds on the trained run {base}: add {after} to --only"
 
     # ------------------------------------------------------------------------------------------ tables
     def write_tables(self) -> None:
@@ -389,6 +388,11 @@ class Results:
         doc = {"command": self.command, "preset": self.preset_name, "seeds": self.seeds, "dataset": identity}
         doc.update(code=versions, rows=records, inputs=evaluation_inputs(self._eval_dirs()))
         atomic_write(self._results / "results.json", (json.dumps(doc, indent=2) + "\n").encode())
+
+
+def _trained(run: Path) -> bool:
+    """A training run folder is complete: it has its final evaluation."""
+    return (run / "eval" / "final" / "summary.json").is_file()
 
 
 def _is_trainer_key(override: str) -> bool:
