@@ -5,6 +5,8 @@ camera at the agent's pose (:func:`envs.render.projection.back_project`), snappe
 the follower (:meth:`envs.navigator.Navigator.follower_action`, goal radius 0.25 m) walks toward it for at
 most ``follow_steps`` steps before System 2 is asked again (InternVLA-N1's System-2 evaluation, anchors Part A
 §2.5). Arrows become 15° turns, ``STOP`` stops, and anything else turns left once and asks again (logged).
+A pixel goal at the agent's feet (the follower has nothing to walk) becomes a step forward, to change the
+view; when that step was blocked (the agent answered it from the same spot), a turn instead (logged).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ log = logging.getLogger(__name__)
 LOOKDOWN = "lookdown"
 #: The action taken when an answer cannot be used: turn, then ask again.
 FALLBACK_ACTION = TURN_LEFT
+#: Positions closer than this (m) are the same spot (a blocked step moves the agent by less).
+_SAME_SPOT = 0.01
 
 
 @dataclass
@@ -38,6 +42,8 @@ class EnvMemory:
         steps_left: follower steps left before System 2 is asked again.
         last_answer: the last generated text (for logs and tests).
         n_fallbacks: answers that could not be used.
+        forward_from: where the agent stood when a pixel goal at its feet last made it step forward (None
+            after any other answer): a second such answer from the same spot means that step was blocked.
     """
 
     frames: list[np.ndarray] = field(default_factory=list)
@@ -46,6 +52,7 @@ class EnvMemory:
     steps_left: int = 0
     last_answer: str = ""
     n_fallbacks: int = 0
+    forward_from: np.ndarray | None = None
 
 
 def history_frames(frames: list[np.ndarray], n_history: int) -> list[np.ndarray]:
@@ -101,6 +108,7 @@ def decide(
     radius: float,
 ) -> int:
     """The action for a fresh answer; sets the follower's goal or the pending turns in ``memory``."""
+    forward_from, memory.forward_from = memory.forward_from, None
     if answer.kind == "stop":
         return STOP
     if answer.kind == "turn":
@@ -112,7 +120,14 @@ def decide(
         action = follow(memory, navigator, radius)
         if action is not None:
             return action
-        # The goal is where the agent stands: a step forward keeps it from asking about the same view.
+        # The goal is where the agent stands: a step forward keeps it from asking about the same view, unless
+        # the last such step left it where it was (a wall ahead), where only a turn changes the view.
+        position = np.asarray(navigator.agent_pose()[0], np.float64)
+        if forward_from is not None and np.linalg.norm(position - forward_from) < _SAME_SPOT:
+            memory.n_fallbacks += 1
+            log.info("system2: pixel goal %r at the agent's feet, forward blocked: turning", answer.pixel)
+            return FALLBACK_ACTION
+        memory.forward_from = position
         return MOVE_FORWARD
     memory.n_fallbacks += 1
     log.info("system2: unusable answer %r (%s): turning and asking again", memory.last_answer, answer.kind)

@@ -123,6 +123,39 @@ def test_fixed_answers_become_actions_through_the_navigator(env):
     assert decide("900 900") in (MOVE_FORWARD, TURN_LEFT, TURN_RIGHT)
 
 
+def test_a_pixel_goal_at_the_feet_turns_when_the_step_forward_is_blocked(env):
+    obs, _ = env.reset(seed=1)
+    nav = Navigator(env.unwrapped.sim)
+    for _ in range(200):  # walk into a wall
+        before = nav.agent_pose()[0]
+        obs, *_ = env.step(MOVE_FORWARD)
+        if np.linalg.norm(nav.agent_pose()[0] - before) < 1e-3:
+            break
+    else:
+        pytest.fail("MOVE_FORWARD never reached a wall")
+    # a pixel whose goal is where the agent stands: the follower has nothing to walk
+    depth, position = obs["lookdown_depth"], nav.agent_pose()[0]
+    feet = [
+        (row, col)
+        for row in range(0, SIZE, 4)
+        for col in range(0, SIZE, 4)
+        if nav.geodesic_distance(acting.pixel_goal((row, col), depth, nav)) < 0.2
+    ]
+    assert feet, "no pixel of the look-down view lands at the agent's feet against a wall"
+    text = "{} {}".format(*feet[0])
+    memory = acting.EnvMemory()
+    decide = lambda: acting.decide(parse_answer(text), memory, nav, obs["lookdown_depth"], 8, 0.25)  # noqa: E731
+    assert decide() == MOVE_FORWARD and memory.n_fallbacks == 0
+    obs, *_ = env.step(MOVE_FORWARD)
+    np.testing.assert_allclose(nav.agent_pose()[0], position, atol=1e-3)  # blocked
+    assert decide() == acting.FALLBACK_ACTION and memory.n_fallbacks == 1
+    obs, *_ = env.step(acting.FALLBACK_ACTION)
+    # the view changed: the next such answer tries forward again
+    assert decide() == MOVE_FORWARD and memory.n_fallbacks == 1
+    assert acting.decide(parse_answer("STOP"), memory, nav, None, 8, 0.25) == STOP
+    assert memory.forward_from is None
+
+
 def test_save_load_gives_the_same_logits(agent, tmp_path):
     rng = np.random.default_rng(1)
     inputs = agent.collate({k: [v] for k, v in agent.item_transform()(item(rng, "turn", "→")).items()})
