@@ -154,7 +154,8 @@ def pixel_goal_metrics(predictions: Sequence[str], samples: Sequence[Mapping[str
         :data:`PIXEL_TOLERANCE` (5 %) of the image diagonal (any other answer counts as a miss);
         ``pixel/answered``: share of pixel samples answered with a pixel; ``turn/accuracy``: share of turn
         samples answered with exactly the target arrows; ``stop/accuracy``: share of stop samples answered
-        STOP; ``kind/accuracy``: share of all samples answered with the right kind; ``invalid``: unparseable
+        STOP; ``stop/false_rate``: share of pixel and turn samples answered STOP (each would end an episode
+        early); ``kind/accuracy``: share of all samples answered with the right kind; ``invalid``: unparseable
         answers (a count); ``n_pixel``, ``n_turn``, ``n_stop``: samples of each kind. Shares are NaN for a
         kind without samples.
     """
@@ -162,6 +163,7 @@ def pixel_goal_metrics(predictions: Sequence[str], samples: Sequence[Mapping[str
         raise ValueError(f"pixel_goal_metrics: {len(predictions)} predictions for {len(samples)} samples")
     errors, within, answered = [], [], []
     hits: dict[str, list[bool]] = {"turn": [], "stop": []}
+    false_stops: list[bool] = []
     right_kind, invalid = [], 0
     for text, sample in zip(predictions, samples, strict=True):
         kind, value = parse_answer(text)
@@ -170,6 +172,8 @@ def pixel_goal_metrics(predictions: Sequence[str], samples: Sequence[Mapping[str
         if target not in TARGET_KINDS:
             raise ValueError(f"pixel_goal_metrics: sample kind must be one of {TARGET_KINDS}, got {target!r}")
         right_kind.append(kind == target)
+        if target != "stop":
+            false_stops.append(kind == "stop")
         if target == "pixel":
             answered.append(kind == "pixel")
             if kind != "pixel":
@@ -189,6 +193,7 @@ def pixel_goal_metrics(predictions: Sequence[str], samples: Sequence[Mapping[str
         "pixel/answered": _share(answered),
         "turn/accuracy": _share(hits["turn"]),
         "stop/accuracy": _share(hits["stop"]),
+        "stop/false_rate": _share(false_stops),
         "kind/accuracy": _share(right_kind),
         "invalid": int(invalid),
         "n_pixel": len(within),

@@ -76,6 +76,7 @@ def test_metrics_on_fixed_strings():
     assert m["pixel/answered"] == pytest.approx(3 / 4)
     assert m["turn/accuracy"] == pytest.approx(1 / 2) and m["stop/accuracy"] == pytest.approx(1 / 2)
     assert m["kind/accuracy"] == pytest.approx(6 / 8) and m["invalid"] == 1
+    assert m["stop/false_rate"] == pytest.approx(1 / 6)  # the third pixel query answered STOP
     assert (m["n_pixel"], m["n_turn"], m["n_stop"]) == (4, 2, 2)
     empty = pixel_goal_metrics(["STOP"], [samples[-1]])
     assert math.isnan(empty["pixel/median_error_px"]) and math.isnan(empty["turn/accuracy"])
