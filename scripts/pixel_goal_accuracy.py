@@ -86,7 +86,7 @@ def evaluate(
     baseline = {"pixel": list(constant), **pixel_goal_metrics([f"{constant[0]} {constant[1]}"] * n, samples)}
     return {
         "checkpoint": str(checkpoint), "split": split, "queries": n, "counts": dataset.counts,
-        **_null_nan(metrics), "constant_pixel": _null_nan(baseline),
+        **null_nan(metrics), "constant_pixel": null_nan(baseline),
     }  # fmt: skip
 
 
@@ -99,7 +99,7 @@ def constant_pixel(samples: list[dict]) -> tuple[int, int]:
     return int(row), int(col)
 
 
-def _null_nan(metrics: dict) -> dict:
+def null_nan(metrics: dict) -> dict:
     """NaN values as None (JSON null)."""
     return {k: (None if isinstance(v, float) and v != v else v) for k, v in metrics.items()}
 

@@ -178,3 +178,32 @@ def test_pixel_goal_accuracy_script_asks_every_query(tiny_dataset, tmp_path):
     with pytest.raises(ValueError, match="does not answer pixel-goal queries"):
         make_agent("cma").save(tmp_path / "cma")
         accuracy.evaluate(tmp_path / "cma", tiny_dataset, "val_unseen", store, 1)
+
+
+def test_memorise_script_fits_a_few_queries_through_the_images(tiny_dataset, tmp_path):
+    """The vision-path check: a fresh model trained on a few pixel queries (one fixed text) answers them."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import system2_memorise as memorise
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    argv = [
+        "--data",
+        str(tiny_dataset),
+        "--split",
+        "train",
+        "--n-episodes",
+        "2",
+        "--store",
+        str(tmp_path / "s"),
+    ]
+    result = memorise.main(
+        argv + ["--queries", "4", "--updates", "40", f"--size={SIZE}", "agent.vocab_size=300"]
+    )
+    assert result["queries"] == 4 and result["model"]["n_pixel"] == 4
+    assert result["last_loss"] < 0.5 * result["first_loss"]
+    assert result["model"]["pixel/answered"] == 1.0 and result["model"]["turn/accuracy"] is None
+    with pytest.raises(SystemExit, match="agent.FIELD=VALUE"):
+        memorise.main(argv + ["vocab_size=300"])
+    with pytest.raises(ValueError, match="only .* pixel queries, asked for 100000"):
+        memorise.main(argv + ["--queries", "100000", "--updates", "1"])
