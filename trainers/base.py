@@ -60,6 +60,7 @@ from trainers.data.dataset import (
 from trainers.data.pixel_goals import PixelGoalBatchSampler, PixelGoalDataset, collate_pixel_goals
 from trainers.data.windows import WindowBatchSampler, WindowDataset, collate_windows, sample_count
 from trainers.metrics import MetricsLogger
+from trainers.run_folder import changed_keys
 from trainers.sharded import AgentSnapshot, OptimizerSnapshot, ShardedOptimizer, gather_full_states, gathered
 
 logger = logging.getLogger(__name__)
@@ -95,6 +96,35 @@ class TrainerState:
     step: int = 0
     epochs_total: int = 0
     samples: int = 0
+
+
+def reopen_finished(state: TrainerState, round_epochs: list[int]) -> bool:
+    """Reopen the last round of a finished run resumed with more epochs in it (``trainer.epochs`` raised).
+
+    A finished run's state points past its last round. When today's schedule (``round_epochs``, the epochs
+    of each round) gives the last round more epochs than the run trained in it, ``state`` is moved back into
+    that round (collected, at the first missing epoch) and True is returned: the extra epochs train with the
+    batch order an uninterrupted longer run would have used (it follows ``epochs_total``). Returns False
+    and leaves ``state`` alone for an unfinished run or one with nothing to add.
+
+    Raises:
+        ValueError: the run trained fewer epochs overall than today's earlier rounds hold (their epochs
+            changed too: only the last round can be extended; add rounds to extend a DAgger schedule).
+    """
+    if not round_epochs or state.round < len(round_epochs):
+        return False
+    earlier = sum(round_epochs[:-1])
+    done = state.epochs_total - earlier
+    if done < 0:
+        raise ValueError(
+            f"resume: the finished run trained {state.epochs_total} epochs in all, fewer than the "
+            f"{earlier} its first {len(round_epochs) - 1} rounds hold under today's config; raising "
+            "trainer.epochs extends only the last round (a BC run); to extend a DAgger run add rounds"
+        )
+    if done >= round_epochs[-1]:
+        return False
+    state.round, state.collected, state.epoch, state.batch = len(round_epochs) - 1, True, done, 0
+    return True
 
 
 class LossModule(nn.Module):
@@ -211,6 +241,8 @@ class Trainer(abc.ABC):
         """Run (or resume) every round; returns the final evaluation metrics (``{}`` without one)."""
         self.setup()
         st = self.state
+        if reopen_finished(st, [r.epochs for r in self.rounds()]):
+            logger.info("resume: the run had finished; training its last round on to %s", st)
         for round in self.rounds()[st.round :]:
             # 1. Collect this round's episodes into the aggregated store.
             if not st.collected:
@@ -281,7 +313,11 @@ class Trainer(abc.ABC):
         self.run_dir.mkdir(parents=True, exist_ok=True)
         from omegaconf import OmegaConf
 
-        (self.run_dir / "config.yaml").write_text(OmegaConf.to_yaml(to_dict(self.cfg)))
+        text = OmegaConf.to_yaml(to_dict(self.cfg))
+        saved = self.run_dir / "config.yaml"
+        if self.cfg.resume and saved.is_file() and (changes := changed_keys(saved.read_text(), text)):
+            logger.warning("resume: %s now runs with another config: %s", self.run_dir, "; ".join(changes))
+        saved.write_text(text)
         write_dataset_record(self.run_dir, self.data_dir)
         handler = logging.FileHandler(self.run_dir / "train.log")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

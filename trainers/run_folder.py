@@ -9,7 +9,8 @@
 - :func:`holds_results` tells whether a failed run saved anything worth keeping; when it did not, the entry
   point removes what the run created (``envs.fileio.removed_on_failure``).
 - :func:`config_changes` says how a folder's saved run differs from the config a command's overrides resolve
-  to today (:func:`resolved_train_config`), so that a results table never shows a run of another config.
+  to today (:func:`resolved_train_config`), so that a results table never shows a run of another config;
+  :func:`changed_keys` lists the keys two saved configs differ in (a resumed run logs them).
 
 Under ``torchrun`` every rank takes rank 0's folder and rank 0's verdict, and only rank 0 writes.
 """
@@ -227,6 +228,19 @@ def config_changes(folder: Path, overrides: list[str]) -> str | None:
         + more
         + "): move it away to retrain it, or use another --out"
     )
+
+
+def changed_keys(saved_yaml: str, new_yaml: str) -> list[str]:
+    """``"key: old -> new"`` for each leaf that differs between two saved run configs (``config.yaml``
+    texts), the run-folder keys (``run_dir``, ``resume``, ``overwrite``) aside."""
+    saved = _flatten(yaml.safe_load(saved_yaml) or {})
+    new = _flatten(yaml.safe_load(new_yaml) or {})
+    show = lambda tree, k: repr(tree[k]) if k in tree else "absent"  # noqa: E731
+    return [
+        f"{k}: {show(saved, k)} -> {show(new, k)}"
+        for k in sorted(saved.keys() | new.keys())
+        if k not in RUN_KEYS and (k not in saved or k not in new or saved[k] != new[k])
+    ]
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

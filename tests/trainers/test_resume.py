@@ -16,7 +16,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from agents.base import Agent
-from trainers.base import make_trainer
+from trainers.base import TrainerState, make_trainer, reopen_finished
 from trainers.checkpoint import list_checkpoints
 from trainers.config import register_configs, to_config
 from trainers.metrics import read_metrics
@@ -114,6 +114,34 @@ def test_sigkill_then_resume_loses_only_the_steps_after_the_last_checkpoint(
     final = f"{3 * EPOCHS:06d}"
     a, b = weights(reference / "checkpoints" / final), weights(run_dir / "checkpoints" / final)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_finished_run_resumed_with_more_epochs_ends_as_the_longer_run(
+    reference, tiny_dataset, tmp_path, caplog
+):
+    run_dir = tmp_path / "extended"
+    make_trainer(config(tiny_dataset, run_dir, f"trainer.epochs={EPOCHS // 2}")).learn()
+    assert max(losses(run_dir)) == 3 * EPOCHS // 2
+    with caplog.at_level(logging.INFO, logger="trainers.base"):
+        make_trainer(config(tiny_dataset, run_dir, "resume=true")).learn()
+    assert f"trainer.epochs: {EPOCHS // 2} -> {EPOCHS}" in caplog.text  # the changed key is said
+    assert "training its last round on" in caplog.text
+    assert losses(run_dir) == losses(reference)
+    final = f"{3 * EPOCHS:06d}"
+    a, b = weights(reference / "checkpoints" / final), weights(run_dir / "checkpoints" / final)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_reopen_finished_extends_only_the_last_round():
+    finished = TrainerState(round=1, collected=False, epoch=0, step=6, epochs_total=2)
+    assert reopen_finished(finished, [4])
+    assert (finished.round, finished.collected, finished.epoch, finished.batch) == (0, True, 2, 0)
+    assert not reopen_finished(TrainerState(round=1, epochs_total=2), [2])  # nothing to add
+    assert not reopen_finished(TrainerState(round=0, epochs_total=1), [4])  # not finished: resumes as it is
+    dagger = TrainerState(round=3, epochs_total=3)  # three rounds of one epoch each
+    assert reopen_finished(dagger, [1, 1, 3]) and (dagger.round, dagger.epoch) == (2, 1)
+    with pytest.raises(ValueError, match="trained 3 epochs in all, fewer than the 4"):
+        reopen_finished(TrainerState(round=3, epochs_total=3), [2, 2, 2])
 
 
 @pytest.mark.parametrize(
