@@ -99,31 +99,27 @@ class TrainerState:
 
 
 def reopen_finished(state: TrainerState, round_epochs: list[int]) -> bool:
-    """Reopen the last round of a finished run resumed with more epochs in it (``trainer.epochs`` raised).
+    """Reopen a finished single-round run (BC) resumed with more epochs (``trainer.epochs`` raised).
 
     A finished run's state points past its last round. When today's schedule (``round_epochs``, the epochs
-    of each round) gives the last round more epochs than the run trained in it, ``state`` is moved back into
-    that round (collected, at the first missing epoch) and True is returned: the extra epochs train with the
-    batch order an uninterrupted longer run would have used (it follows ``epochs_total``). Returns False
-    and leaves ``state`` alone for an unfinished run or one with nothing to add.
+    of each round) is one round with more epochs than the run trained, ``state`` is moved back into it
+    (collected, at the first missing epoch) and True is returned: the extra epochs train with the batch
+    order an uninterrupted longer run would have used (it follows ``epochs_total``). Returns False and leaves
+    ``state`` alone for an unfinished run or one with nothing to add.
 
     Raises:
-        ValueError: the run trained fewer epochs overall than today's earlier rounds hold (their epochs
-            changed too: only the last round can be extended; add rounds to extend a DAgger schedule).
+        ValueError: a finished run of several rounds (DAgger) whose rounds now hold more epochs than it
+            trained: its earlier rounds cannot be trained again; add rounds to extend it.
     """
-    if not round_epochs or state.round < len(round_epochs):
+    if not round_epochs or state.round < len(round_epochs) or sum(round_epochs) <= state.epochs_total:
         return False
-    earlier = sum(round_epochs[:-1])
-    done = state.epochs_total - earlier
-    if done < 0:
+    if len(round_epochs) > 1:
         raise ValueError(
-            f"resume: the finished run trained {state.epochs_total} epochs in all, fewer than the "
-            f"{earlier} its first {len(round_epochs) - 1} rounds hold under today's config; raising "
-            "trainer.epochs extends only the last round (a BC run); to extend a DAgger run add rounds"
+            f"resume: the finished run trained {state.epochs_total} epochs over {len(round_epochs)} rounds "
+            f"and today's config gives those rounds {sum(round_epochs)}; its earlier rounds cannot be "
+            "trained again: keep trainer.epochs and add rounds (trainer.rounds) to extend a DAgger run"
         )
-    if done >= round_epochs[-1]:
-        return False
-    state.round, state.collected, state.epoch, state.batch = len(round_epochs) - 1, True, done, 0
+    state.round, state.collected, state.epoch, state.batch = 0, True, state.epochs_total, 0
     return True
 
 
