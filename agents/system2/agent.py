@@ -23,7 +23,7 @@ from agents.contract import CameraRequest, SampleSpec
 from agents.system2 import acting
 from agents.system2.acting import LOOKDOWN, EnvMemory
 from agents.system2.config import System2Config
-from agents.system2.conversation import IGNORE_INDEX, Answer, encode, parse_answer
+from agents.system2.conversation import IGNORE_INDEX, STOP_TEXT, Answer, encode, parse_answer
 from agents.system2.model import (
     build_processor,
     load_files,
@@ -113,6 +113,7 @@ class System2Agent(Agent):
         if config.gradient_checkpointing:
             self.model.gradient_checkpointing_enable()
         self.tokenizer = self.processor.tokenizer
+        self._stop_token: int | None = None
         self._init_state(0)
 
     def _corpus(self, instructions: list[str] | None) -> list[str]:
@@ -225,19 +226,38 @@ class System2Agent(Agent):
     @torch.no_grad()
     def generate(self, instruction: str, history: Sequence[Any], current: Any, lookdown: Any = None) -> str:
         """The model's greedy answer (special tokens dropped) to one query; ``lookdown`` continues the
-        conversation after ``↓``."""
+        conversation after ``↓``. With ``config.stop_min_prob``, a STOP answered with less probability
+        (of its first token) gives way to the best answer without that token."""
         q = encode(self.processor, instruction, history, current, lookdown, image_size=self.config.image_size)
         dtype = next(self.model.parameters()).dtype
-        out = self.model.generate(
-            input_ids=q["input_ids"][None].to(self.device),
-            attention_mask=q["attention_mask"][None].to(self.device),
-            pixel_values=q["pixel_values"].to(self.device, dtype),
-            image_grid_thw=q["image_grid_thw"].to(self.device),
-            max_new_tokens=self.config.max_new_tokens,
-            do_sample=False,
-            pad_token_id=self.tokenizer.pad_token_id,
-        )
-        return self.tokenizer.decode(out[0, q["input_ids"].shape[0] :], skip_special_tokens=True)
+        inputs = {
+            "input_ids": q["input_ids"][None].to(self.device),
+            "attention_mask": q["attention_mask"][None].to(self.device),
+            "pixel_values": q["pixel_values"].to(self.device, dtype),
+            "image_grid_thw": q["image_grid_thw"].to(self.device),
+            "max_new_tokens": self.config.max_new_tokens,
+            "do_sample": False,
+            "pad_token_id": self.tokenizer.pad_token_id,
+        }
+        n = q["input_ids"].shape[0]
+        if self.config.stop_min_prob is None:
+            return self.tokenizer.decode(self.model.generate(**inputs)[0, n:], skip_special_tokens=True)
+        out = self.model.generate(**inputs, output_scores=True, return_dict_in_generate=True)
+        stop = self.stop_token()
+        first = int(out.sequences[0, n])
+        if first == stop and float(out.scores[0][0].float().softmax(-1)[stop]) < self.config.stop_min_prob:
+            sequence = self.model.generate(**inputs, suppress_tokens=[stop])[0]
+        else:
+            sequence = out.sequences[0]
+        return self.tokenizer.decode(sequence[n:], skip_special_tokens=True)
+
+    def stop_token(self) -> int:
+        """The id of the first token of the STOP answer, as the chat template tokenises an answer."""
+        if self._stop_token is None:
+            blank = np.zeros((28, 28, 3), np.uint8)
+            q = encode(self.processor, "", [], blank, answer=STOP_TEXT, kind="stop", image_size=None)
+            self._stop_token = int(q["input_ids"][q["labels"] != IGNORE_INDEX][0])
+        return self._stop_token
 
     def ask(self, instruction: str, memory: EnvMemory, lookdown_rgb: Any) -> Answer:
         """Query System 2 about the newest frame; a ``↓`` answer is followed by the look-down query."""

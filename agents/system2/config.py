@@ -37,6 +37,8 @@ class System2Config:
         follow_steps: follower steps toward a pixel goal before System 2 is asked again.
         goal_radius: the follower stops within this geodesic distance of the goal (m).
         lr_vision: learning rate of the vision tower (None: the optimiser's).
+        stop_min_prob: answer STOP only when the model gives the STOP answer's first token at least this
+            probability, else its best other answer (None: plain greedy decoding, as the anchor).
     """
 
     name: str = "system2"
@@ -62,6 +64,7 @@ class System2Config:
     follow_steps: int = 8
     goal_radius: float = 0.25
     lr_vision: float | None = None
+    stop_min_prob: float | None = None
 
     def __post_init__(self) -> None:
         if self.name != "system2":
@@ -96,6 +99,10 @@ class System2Config:
             )
         if not 0 <= self.n_history <= 8:
             raise ValueError(f"System2Config.n_history must lie in 0..8, got {self.n_history!r}")
+        if self.stop_min_prob is not None and not 0.0 < self.stop_min_prob <= 1.0:
+            raise ValueError(
+                f"System2Config.stop_min_prob must lie in (0, 1] or be null, got {self.stop_min_prob!r}"
+            )
         if not self.goal_radius > 0:
             raise ValueError(f"System2Config.goal_radius must be > 0 m, got {self.goal_radius!r}")
 

@@ -14,7 +14,7 @@ from agents import make_agent
 from agents.base import MOVE_FORWARD, STOP, TURN_LEFT, TURN_RIGHT, Agent
 from agents.contract import agent_sim_config, interface_of
 from agents.system2 import System2Agent, System2Config, acting
-from agents.system2.conversation import IGNORE_INDEX, parse_answer
+from agents.system2.conversation import IGNORE_INDEX, STOP_TEXT, parse_answer
 from agents.system2.model import load_pretrained
 from agents.system2.tokenizer import IM_END, IMAGE_PAD, VISION_START
 from envs.navigator import Navigator
@@ -154,6 +154,32 @@ def test_a_pixel_goal_at_the_feet_turns_when_the_step_forward_is_blocked(env):
     assert decide() == MOVE_FORWARD and memory.n_fallbacks == 1
     assert acting.decide(parse_answer("STOP"), memory, nav, None, 8, 0.25) == STOP
     assert memory.forward_from is None
+
+
+def test_stop_min_prob_lets_only_a_confident_stop_through():
+    torch.manual_seed(0)
+    agent = make_agent("system2", instructions=CORPUS)
+    rng = np.random.default_rng(3)
+    query = item(rng, "stop", "STOP")
+    batch = {k: [v] for k, v in agent.item_transform()(dict(query)).items()}
+    optimiser = torch.optim.Adam(agent.parameters(), lr=1e-3)
+    for _ in range(30):  # teach it to answer this query STOP
+        loss, _ = agent.loss(batch)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    agent.eval()
+    ask = lambda: agent.generate(query["instruction_text"], list(query["history"]), query["current"])  # noqa: E731
+    assert agent.config.stop_min_prob is None and ask() == "STOP"
+    tokens = agent.tokenizer(STOP_TEXT, add_special_tokens=False)["input_ids"]
+    assert agent.stop_token() == tokens[0]
+    agent.config.stop_min_prob = 0.5  # it is confident: STOP stays
+    assert ask() == "STOP"
+    agent.config.stop_min_prob = 1.0  # never confident enough: its best other answer
+    other = ask()
+    assert other != "STOP" and not other.startswith(agent.tokenizer.decode(tokens[:1]))
+    with pytest.raises(ValueError, match="stop_min_prob must lie in"):
+        System2Config(stop_min_prob=1.5)
 
 
 def test_save_load_gives_the_same_logits(agent, tmp_path):
