@@ -92,6 +92,11 @@ def latest_run_checkpoint(run: Path) -> Path | None:
     return latest_checkpoint(run)
 
 
+def training_done(run: Path) -> bool:
+    """A training run folder is complete: it has its final evaluation (``eval/final/summary.json``)."""
+    return (run / "eval" / "final" / "summary.json").is_file()
+
+
 def evaluated(folder: Path, run: Path | None, overrides: tuple[str, ...] = ()) -> bool:
     """An evaluation folder is complete: its ``summary.json`` exists, its agent acted with the
     ``agent.<field>=value`` of ``overrides`` and, for a trained agent (``run``), it is that of the run's

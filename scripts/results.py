@@ -73,6 +73,7 @@ from benchmarks.stages import (  # noqa: E402
     pick_keys,
     plan_lines,
     read_json,
+    training_done,
 )
 from benchmarks.tables import evaluation_inputs, load_row, results_page, row_record  # noqa: E402
 from envs.datasets.digest import dataset_identity  # noqa: E402
@@ -333,10 +334,10 @@ class Results:
         def stale() -> str | None:
             return self._missing_dependency(run) or config_changes(folder, overrides())
 
+        done = _bind(training_done, folder)
         return Stage(
-            f"train {run.name}", folder, _bind(_trained, folder), command, run=self._chain(run), stale=stale,
-            cost=run.entry.cost,
-        )  # fmt: skip
+            f"train {run.name}", folder, done, command, run=self._chain(run), stale=stale, cost=run.entry.cost
+        )
 
     def _evaluate_stage(self, run: Run) -> Stage:
         folder, trained = self.eval_dir(run), self.run_dir(run)
@@ -357,7 +358,7 @@ class Results:
         if after is None or any(e.key == after for e in self.entries):
             return None
         base = self.out / "runs" / f"{after}-s0"
-        if _trained(base):
+        if training_done(base):
             return None
         return f"{run.name} builds on the trained run {base}: add {after} to --only"
 
@@ -388,11 +389,6 @@ class Results:
         doc = {"command": self.command, "preset": self.preset_name, "seeds": self.seeds, "dataset": identity}
         doc.update(code=versions, rows=records, inputs=evaluation_inputs(self._eval_dirs()))
         atomic_write(self._results / "results.json", (json.dumps(doc, indent=2) + "\n").encode())
-
-
-def _trained(run: Path) -> bool:
-    """A training run folder is complete: it has its final evaluation."""
-    return (run / "eval" / "final" / "summary.json").is_file()
 
 
 def _is_trainer_key(override: str) -> bool:

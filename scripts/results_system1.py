@@ -32,6 +32,7 @@ this data, not their published weights (see the README's baseline sections).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import shlex
@@ -53,6 +54,7 @@ from benchmarks.stages import (  # noqa: E402
     pick_keys,
     plan_lines,
     read_json,
+    training_done,
 )
 from benchmarks.tables import evaluation_inputs, format_stat, load_row  # noqa: E402
 from envs.datasets.digest import dataset_identity  # noqa: E402
@@ -280,7 +282,7 @@ class System1Results:
             resume = "true" if latest_run_checkpoint(folder) is not None else "false"
             return [sys.executable, "trainers/run.py", *self.train_overrides(method), f"resume={resume}"]
 
-        done = (folder / "eval" / "final" / "summary.json").is_file
+        done = functools.partial(training_done, folder)
         stale = lambda: config_changes(folder, self.train_overrides(method))  # noqa: E731
         name = f"train {method.key}"
         return Stage(name, folder, done, command, run=method.key, stale=stale, cost=method.cost)
