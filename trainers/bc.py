@@ -9,8 +9,9 @@ trains on the store's episodes as they are (generated System-1 trajectories, :mo
 
 from __future__ import annotations
 
-from trainers.base import TRAINERS, Round, Trainer
+from trainers.base import TRAINERS, Trainer
 from trainers.config import BCConfig
+from trainers.schedule import Round
 
 
 @TRAINERS.register("bc")

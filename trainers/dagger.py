@@ -10,8 +10,9 @@ episodes, p = 0.75, 4 epochs (``experiment=vlnce_dagger``).
 
 from __future__ import annotations
 
-from trainers.base import TRAINERS, Round, Trainer
+from trainers.base import TRAINERS, Trainer
 from trainers.config import DAggerConfig
+from trainers.schedule import Round
 
 
 def beta_schedule(rounds: int, p: float, offset: int = 0) -> list[float]:

@@ -28,13 +28,14 @@ from torch import nn
 from agents.base import Agent
 from agents.baselines.ddppo.ppo import PPOCoefficients, ppo_loss
 from trainers import distributed
-from trainers.base import TRAINERS, Round, Trainer
+from trainers.base import TRAINERS, Trainer
 from trainers.checkpoint import capture_rng_state, latest_checkpoint, load_checkpoint, save_checkpoint
 from trainers.config import PPOConfig, to_dict
 from trainers.metrics import MetricsLogger
 from trainers.rl.envs import episode_stats, make_vector_env
 from trainers.rl.preemption import PreemptionCounter
 from trainers.rl.rollout import RolloutBuffer, recurrent_minibatches
+from trainers.schedule import Round
 
 logger = logging.getLogger(__name__)
 

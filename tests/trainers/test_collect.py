@@ -117,7 +117,8 @@ def test_round_totals_count_every_stored_episode_of_the_round(tiny_dataset, tmp_
 
 def test_collection_metrics_after_a_resume_report_the_whole_round(tiny_dataset, tmp_path):
     """A collection killed after 2 of 4 slots and resumed reports 4 episodes and their success rate."""
-    from trainers.base import Round, make_trainer
+    from trainers.base import make_trainer
+    from trainers.schedule import Round
 
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         cfg = compose("train", overrides=["experiment=smoke", "agent=cma", "trainer=dagger",

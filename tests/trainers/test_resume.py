@@ -16,10 +16,11 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from agents.base import Agent
-from trainers.base import TrainerState, make_trainer, reopen_finished
+from trainers.base import make_trainer
 from trainers.checkpoint import list_checkpoints
 from trainers.config import register_configs, to_config
 from trainers.metrics import read_metrics
+from trainers.schedule import TrainerState, reopen_finished
 
 ROOT = Path(__file__).resolve().parents[2]
 register_configs()
