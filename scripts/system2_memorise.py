@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -101,14 +102,14 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--n-history", type=int, default=0, help="history frames per query")
     p.add_argument("--size", type=int, default=64, help="camera side in pixels")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("overrides", nargs="*", help="agent.FIELD=VALUE (ints, floats, null or strings)")
+    p.add_argument("overrides", nargs="*", help="agent.FIELD=VALUE (a YAML value)")
     args = p.parse_args(argv)
     config: dict = {"name": "system2", "n_history": args.n_history}
     for override in args.overrides:
         key, sep, value = override.partition("=")
         if not sep or not key.startswith("agent."):
             raise SystemExit(f"system2_memorise: overrides are agent.FIELD=VALUE, got {override!r}")
-        config[key.removeprefix("agent.")] = _value(value)
+        config[key.removeprefix("agent.")] = yaml.safe_load(value)
     store = args.store or Path("runs/memorise") / f"store_{args.split}"
     if not (store / "store.json").exists():
         collect_store(args.data, args.split, store, args.n_episodes)
@@ -131,18 +132,6 @@ def main(argv: list[str] | None = None) -> dict:
     }  # fmt: skip
     print(json.dumps(result, indent=2))
     return result
-
-
-def _value(text: str):
-    """An override's value: int, float, None or the string."""
-    if text == "null":
-        return None
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
 
 
 if __name__ == "__main__":
