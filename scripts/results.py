@@ -99,7 +99,7 @@ class Entry:
         after: the key of an entry whose seed-0 run this one builds on (the dual systems on System 2's
             checkpoint, ``{runs}`` in ``train`` standing for ``OUT/runs``): its stages follow that run's in
             one chain, so side by side (``--jobs``) they still start after it; ``--only`` needs both keys
-            unless that run is already trained.
+            unless that run is already trained (then they are chains of their own, side by side).
         multi_seed: train once per seed (``--seeds``) and show mean ± std; else one run, seed 0.
         benchmark: the benchmark it is evaluated on.
         preset_train: per preset, overrides applied after ``train`` (e.g. the tiny preset's smoke-sized
@@ -349,8 +349,10 @@ class Results:
         return Stage(f"evaluate {run.name}", folder, done, lambda: command, run=self._chain(run))
 
     def _chain(self, run: Run) -> str:
-        """The stage chain of a run: its own, or that of the run it builds on (``Entry.after``)."""
-        return f"{run.entry.after}-s0" if run.entry.after else run.name
+        """The stage chain of a run: that of the run it builds on (``Entry.after``) when that run is made
+        here too, else its own (the base is then already trained, :meth:`_missing_dependency`)."""
+        after = run.entry.after
+        return f"{after}-s0" if after and any(e.key == after for e in self.entries) else run.name
 
     def _missing_dependency(self, run: Run) -> str | None:
         """Why a run cannot start: it builds on a run that is neither trained nor among the entries made."""

@@ -156,6 +156,12 @@ def test_a_dual_system_follows_the_system2_run_it_builds_on(tmp_path):
     (system2 / "eval" / "final").mkdir(parents=True)
     (system2 / "eval" / "final" / "summary.json").write_text("{}")
     assert alone.stale() is None
+    # System 2 trained and not made here: the two dual systems train side by side
+    duals = [s for s in stages(("dual-navdp", "dual-nextdit")) if s.run is not None]
+    assert sorted([s.name for s in chain] for chain in run_order(duals)) == [
+        ["train dual-navdp-s0", "evaluate dual-navdp-s0"],
+        ["train dual-nextdit-s0", "evaluate dual-nextdit-s0"],
+    ]
 
 
 def test_side_by_side_runs_start_longest_first(tmp_path):
