@@ -1,6 +1,6 @@
 """Re-make the System-1 benchmark table (NavDP and the baselines) on today's code with one resumable command.
 
-    python scripts/results_system1.py [--out DIR] [--preset cpu|tiny] [--only navdp,iplanner,...]
+    python scripts/results_system1.py [--out DIR] [--preset cpu|cpu-large|tiny] [--only navdp,iplanner,...]
                                       [--planning sync|async|sync,async] [--jobs N] [--dry-run]
 
 Stages, in order; each is a subprocess of an existing entry point and is skipped when its output is complete,
@@ -9,7 +9,8 @@ so an interrupted run continues where it stopped (``--dry-run`` lists them with 
 1. ``generate``: the System-1 data (``python -m envs.datasets.system1``) -> ``OUT/data``: training
    trajectories with critic labels and the three evaluation sets (``cluttered_easy``, ``cluttered_hard``,
    ``houses``); done when its ``info.json`` records the dataset digest. The ``cpu`` preset is the data of the
-   README's NavDP section (30 trajectories per training scene, 30 % of them starting next to an obstacle).
+   README's NavDP section (30 trajectories per training scene, 30 % of them starting next to an obstacle);
+   ``cpu-large`` has the same evaluation sets and three times the training scenes.
 2. ``train <method>``: each trained method of :data:`METHODS` (``python trainers/run.py``) -> ``OUT/runs/
    <method>``; the imitation methods learn from the stored trajectories (``trainer=bc``, nothing collected),
    DD-PPO by PPO on the training split's point-goal episodes. Done when the run has its final evaluation
@@ -163,6 +164,16 @@ PRESETS = {
     "cpu": Preset(
         ("--preset", "cpu", "--trajectories-per-scene", "30", "--near-obstacle-starts", "0.3"),
         ("trainer.epochs=2", "data.batch_size=16", "checkpoint.every_steps=200", "threads=1"),
+        ("trainer.total_steps=300000", "trainer.vector=sync", "data.width=64", "data.height=64")
+        + ("data.max_episode_steps=200", "threads=1"),
+    ),
+    # The cpu preset's evaluation sets (the same scenes and episodes: scenes are seeded by set and index) and
+    # three times its training scenes (18 easy, 18 hard, 12 houses arenas; 1,440 trajectories), one epoch
+    # (about 1.5 times the cpu preset's updates): does NavDP gain from more varied scenes?
+    "cpu-large": Preset(
+        ("--preset", "cpu", "--trajectories-per-scene", "30", "--near-obstacle-starts", "0.3")
+        + ("--n-train-easy", "18", "--n-train-hard", "18", "--n-train-houses", "12"),
+        ("trainer.epochs=1", "data.batch_size=16", "checkpoint.every_steps=200", "threads=1"),
         ("trainer.total_steps=300000", "trainer.vector=sync", "data.width=64", "data.height=64")
         + ("data.max_episode_steps=200", "threads=1"),
     ),
