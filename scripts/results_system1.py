@@ -38,7 +38,7 @@ import json
 import logging
 import shlex
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -167,16 +167,6 @@ PRESETS = {
         ("trainer.total_steps=300000", "trainer.vector=sync", "data.width=64", "data.height=64")
         + ("data.max_episode_steps=200", "threads=1"),
     ),
-    # The cpu preset's evaluation sets (the same scenes and episodes: scenes are seeded by set and index) and
-    # three times its training scenes (18 easy, 18 hard, 12 houses arenas; 1,440 trajectories), one epoch
-    # (about 1.5 times the cpu preset's updates): does NavDP gain from more varied scenes?
-    "cpu-large": Preset(
-        ("--preset", "cpu", "--trajectories-per-scene", "30", "--near-obstacle-starts", "0.3")
-        + ("--n-train-easy", "18", "--n-train-hard", "18", "--n-train-houses", "12"),
-        ("trainer.epochs=1", "data.batch_size=16", "checkpoint.every_steps=200", "threads=1"),
-        ("trainer.total_steps=300000", "trainer.vector=sync", "data.width=64", "data.height=64")
-        + ("data.max_episode_steps=200", "threads=1"),
-    ),
     # Seconds per stage: one scene per kind, one trajectory each, the smoke agents, one episode per set.
     "tiny": Preset(
         ("--n-train-easy", "1", "--n-train-hard", "1", "--n-train-houses", "1")
@@ -189,6 +179,15 @@ PRESETS = {
         final_episodes=1,
     ),
 }
+# The cpu preset's evaluation sets (the same scenes and episodes: scenes are seeded by set and index) with
+# three times its training scenes (18 easy, 18 hard, 12 houses arenas; 1,440 trajectories) and one epoch
+# (about 1.5 times the cpu preset's updates): does NavDP gain from more varied scenes?
+PRESETS["cpu-large"] = replace(
+    PRESETS["cpu"],
+    generate=PRESETS["cpu"].generate
+    + ("--n-train-easy", "18", "--n-train-hard", "18", "--n-train-houses", "12"),
+    imitation=tuple(merge_overrides(PRESETS["cpu"].imitation, ("trainer.epochs=1",))),
+)
 
 
 @dataclass(frozen=True)
