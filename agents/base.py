@@ -219,6 +219,12 @@ class Agent(nn.Module, abc.ABC):
             raise ValueError(f"reset: env_ids must lie in [0, {n_envs}), got {ids.tolist()}")
         self._clear_state(ids)
 
+    def episode_stats(self) -> dict[str, float]:
+        """Numbers the agent keeps about its own acting since its last full :meth:`reset` (the dual systems:
+        System-1 plans, System-2 calls and their seconds); none by default. The rollout stores them with
+        each episode and the benchmarks add them up in their summary."""
+        return {}
+
     def _init_state(self, n_envs: int) -> None:
         """Allocate fresh per-environment state for ``n_envs`` slots."""
 

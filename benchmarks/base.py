@@ -16,13 +16,16 @@ Files written to ``out_dir`` (each atomically: a temporary file renamed into pla
   ``instruction``, ``actions``, ``metrics`` (the task's measures, see :mod:`envs.tasks.measures`),
   ``termination`` (``stop``, ``arrival``, ``stuck`` or ``timeout``), ``reference_length`` (metres along the
   reference path), ``geodesic_distance`` (start-goal, metres), ``positions`` ((T+1, 3) metres),
-  ``total_reward`` and ``video`` (a path or null).
+  ``total_reward``, ``video`` (a path or null) and, for an agent that counts its own acting
+  (``episode_stats()``: the dual systems' System-1 plans and System-2 calls and their seconds),
+  ``agent_stats``.
 - ``summary.json``: ``benchmark``, ``task``, ``agent``, ``label``, ``agent_config`` (the agent's config as
   it acted, command-line overrides included; null for a bare policy), ``checkpoint``, ``split``, ``dataset``,
   ``dataset_digest`` (and ``dataset_mismatch`` when the checkpoint was trained on other data, see
   :mod:`benchmarks.provenance`), ``seed``, ``count``, ``episode_ids``, ``metrics`` (the mean of every
   per-episode metric, non-finite navigation errors dropped as in :func:`envs.tasks.measures.aggregate`),
-  ``wall_time_s``, ``total_steps``, ``steps_per_s``, ``camera`` and ``world_size``.
+  ``wall_time_s``, ``total_steps``, ``steps_per_s``, ``camera``, ``world_size`` and, when the episodes have
+  any, ``agent_stats`` (each count summed over the episodes).
 - ``videos/episode_<id>.mp4`` for the first ``n_videos`` episodes (RGB | depth | top-down map + caption).
 
 ``BENCHMARKS`` maps names (``vln_val_seen``, ``vln_val_unseen``, ``vln_test``, ``system1_pointnav``,
@@ -367,7 +370,18 @@ class EpisodeBenchmark:
             "steps_per_s": round(steps / wall, 2) if wall > 0 else None,
             "camera": {"width": cam.width, "height": cam.height, "hfov": cam.hfov},
             "world_size": world,
+            **agent_stats_totals(records),
         }
+
+
+def agent_stats_totals(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """``{"agent_stats": {key: sum over the episodes}}`` of the records' ``agent_stats`` ({}: none has
+    any)."""
+    totals: dict[str, float] = {}
+    for record in records:
+        for key, value in record.get("agent_stats", {}).items():
+            totals[key] = totals.get(key, 0.0) + float(value)
+    return {"agent_stats": totals} if totals else {}
 
 
 def agent_config(agent: Any) -> dict[str, Any] | None:

@@ -45,6 +45,9 @@ class EpisodeResult:
         metrics: the task's measures at the end (``info["metrics"]``).
         total_reward: sum of rewards.
         video: path of the recorded video, or None.
+        agent_stats: what the agent counted about its own acting in the episode (its ``episode_stats()``,
+            e.g. the dual systems' System-1 plans and System-2 calls and their seconds); empty for agents
+            without it.
     """
 
     episode_id: str
@@ -57,10 +60,12 @@ class EpisodeResult:
     metrics: dict[str, float] = field(default_factory=dict)
     total_reward: float = 0.0
     video: str | None = None
+    agent_stats: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-able record (the per-episode line of benchmark files)."""
-        return {
+        """A JSON-able record (the per-episode line of benchmark files; ``agent_stats`` only when there are
+        any)."""
+        out = {
             "episode_id": self.episode_id,
             "scene_id": self.scene_id,
             "instruction": self.instruction,
@@ -70,6 +75,9 @@ class EpisodeResult:
             "positions": np.round(self.positions, 4).tolist(),
             "video": self.video,
         }
+        if self.agent_stats:
+            out["agent_stats"] = self.agent_stats
+        return out
 
 
 class RolloutHook:
@@ -116,6 +124,11 @@ class _Policy:
     def reset(self) -> None:
         if self.is_agent and hasattr(self.policy, "reset"):
             self.policy.reset(1)
+
+    def episode_stats(self) -> dict[str, float]:
+        """The agent's ``episode_stats()`` (its counts since :meth:`reset`), {} without one."""
+        stats = getattr(self.policy, "episode_stats", None) if self.is_agent else None
+        return {k: float(v) for k, v in stats().items()} if stats is not None else {}
 
     def __call__(self, env: gym.Env, obs: dict) -> Any:
         if not self.is_agent:
@@ -242,6 +255,8 @@ class EpisodeRunner:
         result.metrics = dict(self.info.get("metrics", {}))
         result.positions = np.array([p for p, _ in self._poses], np.float32)
         result.rotations = np.array([r for _, r in self._poses], np.float32)
+        if self.policy is not None:
+            result.agent_stats = self.policy.episode_stats()
         if video_dir is not None and self._frames is not None:
             result.video = str(write_video(self._frames, video_dir / f"episode_{result.episode_id}.mp4"))
         for hook in self.hooks:

@@ -217,6 +217,19 @@ class DualAgent(Agent):
     def _clear_state(self, env_ids: np.ndarray) -> None:
         self.runtime.clear(env_ids)
 
+    def episode_stats(self) -> dict[str, float]:
+        """``s2_calls``, ``s1_plans`` and the seconds they took (``s2_seconds``, ``s1_seconds``) since the
+        last full reset (:attr:`acting.DualRuntime.stats`)."""
+        if self.runtime is None:
+            return {}
+        stats = self.runtime.stats
+        return {
+            "s2_calls": stats["s2_calls"],
+            "s1_plans": stats["s1_plans"],
+            "s2_seconds": float(sum(stats["s2_latency"])),
+            "s1_seconds": float(sum(stats["s1_latency"])),
+        }
+
     @torch.no_grad()
     def query_system2(
         self, instruction: str, frames: list[np.ndarray], depth: np.ndarray, lookdown_rgb: np.ndarray

@@ -1,5 +1,7 @@
 """The dual systems: a tiny System 2 trained and saved here, then the dual agent on it (both heads)."""
 
+import json
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ from agents.contract import agent_sim_config, interface_of
 from agents.dual.agent import DualAgent
 from agents.dual.config import DualConfig
 from agents.dual.targets import path_targets, resample_path, steps_to_waypoints
+from benchmarks.vln import VLNBenchmark
 from envs.rollout import rollout
 from trainers.data.pixel_goals import collate_pixel_goals
 
@@ -206,6 +209,12 @@ def test_sync_and_partial_async_on_a_fixed_episode(system2_dir, env):
         runs[mode] = (agent.runtime.stats, result)
         agent.runtime.close()
     sync, partial = runs["sync"][0], runs["partial_async"][0]
+    for stats, result in runs.values():  # the episode's record carries the runtime's counts
+        assert result.agent_stats == {
+            "s2_calls": stats["s2_calls"], "s1_plans": stats["s1_plans"],
+            "s2_seconds": pytest.approx(sum(stats["s2_latency"])),
+            "s1_seconds": pytest.approx(sum(stats["s1_latency"])),
+        }  # fmt: skip
     steps = len(runs["sync"][1].actions)
     assert steps == 12 and len(runs["partial_async"][1].actions) == 12
     assert sync["s2_calls"] == steps and sync["s1_plans"] == steps  # S2 then S1 every step
@@ -221,3 +230,20 @@ def test_sync_and_partial_async_on_a_fixed_episode(system2_dir, env):
     assert again.actions == runs["sync"][1].actions
     (replay,) = rollout(env, agent, episode_ids=[episode])  # the same agent: the episode's noise restarts
     assert replay.actions == again.actions
+
+
+def test_a_benchmark_sums_the_system_calls_and_seconds_of_its_episodes(system2_dir, tiny_dataset, tmp_path):
+    agent = dual(system2_dir, "navdp_async", num_samples=4, sys2_max_forward_step=4)
+    bench = VLNBenchmark(
+        tiny_dataset / "val_unseen", width=SIZE, height=SIZE, n_episodes=2, max_episode_steps=8
+    )
+    summary, records = bench.run(agent, tmp_path)
+    per_episode = [r["agent_stats"] for r in records]
+    assert all(e["s1_plans"] > 0 and e["s2_calls"] > 0 and e["s1_seconds"] > 0 for e in per_episode)
+    totals = summary["agent_stats"]
+    assert totals["s1_plans"] == sum(e["s1_plans"] for e in per_episode)
+    assert totals["s2_seconds"] == pytest.approx(sum(e["s2_seconds"] for e in per_episode))
+    written = json.loads((tmp_path / "summary.json").read_text())
+    assert written["agent_stats"] == pytest.approx(totals)
+    lines = (tmp_path / "episodes.jsonl").read_text().splitlines()
+    assert [json.loads(line)["agent_stats"] for line in lines] == per_episode
