@@ -352,12 +352,16 @@ class Results:
         """The stage chain of a run: that of the run it builds on (``Entry.after``) when that run is made
         here too, else its own (the base is then already trained, :meth:`_missing_dependency`)."""
         after = run.entry.after
-        return f"{after}-s0" if after and any(e.key == after for e in self.entries) else run.name
+        return f"{after}-s0" if after and self._makes(after) else run.name
+
+    def _makes(self, key: str) -> bool:
+        """Whether the entry ``key`` is among the rows this command makes."""
+        return any(e.key == key for e in self.entries)
 
     def _missing_dependency(self, run: Run) -> str | None:
         """Why a run cannot start: it builds on a run that is neither trained nor among the entries made."""
         after = run.entry.after
-        if after is None or any(e.key == after for e in self.entries):
+        if after is None or self._makes(after):
             return None
         base = self.out / "runs" / f"{after}-s0"
         if training_done(base):
