@@ -170,7 +170,7 @@ ENTRIES = (
             own_schedule=True,
             after="system2",
             preset_train=(("tiny", ("data.width=32", "data.height=32", "eval.final_n_episodes=2")),),
-            cost=2.5,  # one epoch of about 60,000 System-1 samples at 7-8 samples/s
+            cost=3.0,  # one epoch of 81,759 System-1 samples at 8-9 samples/s (about 2.7 h)
         )
         for head, label in (("navdp", "InternVLA-N1 w/ NavDP"), ("nextdit", "DualVLN (NextDiT)"))
     ),
