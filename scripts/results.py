@@ -51,11 +51,11 @@ has the measured time of every stage.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import shlex
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -294,7 +294,7 @@ class Results:
         collect += ["--out", str(expert), "--n-episodes", str(p.expert_episodes), "--store-frames"]
         collect += ["--size", str(p.frame_size)]
         if any(e.train for e in self.entries):
-            done = _bind(_collected, expert, p.expert_episodes)
+            done = functools.partial(_collected, expert, p.expert_episodes)
             stages.append(Stage("collect", expert, done, lambda: collect))
         for run in self.runs():
             if run.seed is not None:
@@ -302,7 +302,7 @@ class Results:
             stages.append(self._evaluate_stage(run))
         report = [py, "-m", "benchmarks.report", *map(str, self._eval_dirs()), "--out", str(self._results)]
         report += ["--runs", *(str(self.run_dir(r)) for r in self.runs() if r.seed is not None)]
-        done = _bind(_tables_done, self._results, self._eval_dirs())
+        done = functools.partial(_tables_done, self._results, self._eval_dirs())
         stages.append(Stage("tables", self._results, done, lambda: report, self.write_tables))
         return stages
 
@@ -334,7 +334,7 @@ class Results:
         def stale() -> str | None:
             return self._missing_dependency(run) or config_changes(folder, overrides())
 
-        done = _bind(training_done, folder)
+        done = functools.partial(training_done, folder)
         return Stage(
             f"train {run.name}", folder, done, command, run=self._chain(run), stale=stale, cost=run.entry.cost
         )
@@ -345,7 +345,7 @@ class Results:
         command = [sys.executable, "benchmarks/run.py", *agent, f"benchmark={run.entry.benchmark}"]
         command += [f"data.dir={self.data}", f"out_dir={folder}", "report=false", *self.preset.evaluate]
         command += run.entry.evaluate if trained else []
-        done = _bind(evaluated, folder, trained, run.entry.evaluate if trained else ())
+        done = functools.partial(evaluated, folder, trained, run.entry.evaluate if trained else ())
         return Stage(f"evaluate {run.name}", folder, done, lambda: command, run=self._chain(run))
 
     def _chain(self, run: Run) -> str:
@@ -402,10 +402,6 @@ def _is_trainer_key(override: str) -> bool:
     ``trainer.rounds=3``)."""
     key = override.split("=", 1)[0].lstrip("+~")
     return key == "trainer" or key.startswith("trainer.")
-
-
-def _bind(fn: Callable, *args) -> Callable[[], object]:
-    return lambda: fn(*args)
 
 
 def _collected(store: Path, n: int) -> bool:
