@@ -127,6 +127,11 @@ class Entry:
 #: this (chosen on val_seen with CMA seed 0: SR 0.490 without, 0.480 / 0.515 / 0.500 at 0.7 / 0.8 / 0.9).
 PROGRESS_STOP = "agent.progress_stop=0.8"
 
+#: Acting setting of the dual systems' evaluations: the anchor's asynchronous mode (System 2 in its
+#: background thread, re-asked every 8 System-1 steps); ``sync`` asks it at every step (README, "Dual
+#: systems", has both).
+DUAL_ACTING = "agent.infer_mode=partial_async"
+
 #: The rows of the README's "Results on the default generated benchmark", in its order.
 ENTRIES = (
     Entry("cma", "CMA + DAgger", ("agent=cma",), multi_seed=True, evaluate=("agent=cma", PROGRESS_STOP)),
@@ -170,6 +175,7 @@ ENTRIES = (
             own_schedule=True,
             after="system2",
             preset_train=(("tiny", ("data.width=32", "data.height=32", "eval.final_n_episodes=2")),),
+            evaluate=("agent=dual", DUAL_ACTING),
             cost=3.0,  # one epoch of 81,759 System-1 samples at 8-9 samples/s (about 2.7 h)
         )
         for head, label in (("navdp", "InternVLA-N1 w/ NavDP"), ("nextdit", "DualVLN (NextDiT)"))
