@@ -242,6 +242,11 @@ class Run:
     name: str
 
 
+def run_name(key: str, seed: int) -> str:
+    """The name (and folder under ``OUT/runs``) of an entry's training run with ``seed``."""
+    return f"{key}-s{seed}"
+
+
 @dataclass
 class Results:
     """A results run: its folder, preset, entries and seeds, and the stages that make it."""
@@ -271,7 +276,7 @@ class Results:
         """Untrained agents first, then every training run (per seed for multi-seed entries)."""
         fixed = [Run(e, None, e.key) for e in self.entries if not e.train]
         trained = [
-            Run(e, seed, f"{e.key}-s{seed}")
+            Run(e, seed, run_name(e.key, seed))
             for e in self.entries
             if e.train
             for seed in range(self.seeds if e.multi_seed else 1)
@@ -358,7 +363,7 @@ class Results:
         """The stage chain of a run: that of the run it builds on (``Entry.after``) when that run is made
         here too, else its own (the base is then already trained, :meth:`_missing_dependency`)."""
         after = run.entry.after
-        return f"{after}-s0" if after and self._makes(after) else run.name
+        return run_name(after, 0) if after and self._makes(after) else run.name
 
     def _makes(self, key: str) -> bool:
         """Whether the entry ``key`` is among the rows this command makes."""
@@ -369,7 +374,7 @@ class Results:
         after = run.entry.after
         if after is None or self._makes(after):
             return None
-        base = self.out / "runs" / f"{after}-s0"
+        base = self.out / "runs" / run_name(after, 0)
         if training_done(base):
             return None
         return f"{run.name} builds on the trained run {base}: add {after} to --only"
