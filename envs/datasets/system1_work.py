@@ -143,8 +143,10 @@ def make_scene(spec: System1Spec, scene_set: str, index: int, out: Path):
     return scene
 
 
-def _sim(scene, spec: System1Spec) -> Simulator:
-    # Generation only navigates: the one-pixel camera is never rendered.
+def navigation_simulator(scene, spec: System1Spec) -> Simulator:
+    """A simulator of ``scene`` (a :class:`envs.scenes.Scene` or a scene file) that drives trajectories as
+    the dataset's do (its control period and speed); it only navigates: its one-pixel camera is never
+    rendered."""
     probe = CameraSpec(uuid="probe", width=1, height=1, modalities=("depth",))
     config = SimConfig(cameras=(probe,), control_period=spec.control_period, max_linear_speed=spec.speed)
     return Simulator(scene, config)
@@ -211,7 +213,7 @@ def build_scene(out: str | Path, spec: System1Spec, scene_set: str, index: int) 
     scene = make_scene(spec, scene_set, index, out)
     _, seq = _seeds(spec, scene_set, index)
     rng = np.random.default_rng(seq)
-    sim = _sim(scene, spec)
+    sim = navigation_simulator(scene, spec)
     try:
         if scene_set in EVAL_SPLITS:
             pairs = _pairs(sim, spec, rng, spec.eval_episodes_per_scene)
