@@ -22,6 +22,8 @@ from trainers.data.recovery import _parser, arguments_record, make_recovery_stor
 def test_each_run_of_collisions_gives_the_pose_after_its_first_step():
     collided = [0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0]
     assert recovery_starts(collided, stuck=False, max_starts=5, min_gap=5) == [2, 15]
+    # lead: the poses before them, where the policy drove in (never before the reset).
+    assert recovery_starts(collided, stuck=False, max_starts=5, min_gap=5, lead=3) == [0, 12]
 
 
 def test_candidates_closer_than_the_gap_are_skipped_and_a_stuck_end_is_added():

@@ -67,7 +67,7 @@ RECOVERY_ROUND = 1
 NEAR_GOAL = 1.0
 
 
-def recovery_starts(collided, stuck: bool, max_starts: int, min_gap: int) -> list[int]:
+def recovery_starts(collided, stuck: bool, max_starts: int, min_gap: int, lead: int = 0) -> list[int]:
     """Pose indices (into the episode's T+1 poses, 0 = the reset) to drive the expert from.
 
     Args:
@@ -75,9 +75,11 @@ def recovery_starts(collided, stuck: bool, max_starts: int, min_gap: int) -> lis
         stuck: the episode ended stuck; its last pose ``T`` is a candidate too.
         max_starts: the most poses returned; more candidates are thinned evenly (first and last kept).
         min_gap: the fewest steps between two candidates (a run of collisions gives one).
+        lead: each candidate moved this many steps earlier (not before pose 0): 0 is the pose pressed
+            against the obstacle, 1 the pose the colliding step was chosen from, more the approach to it.
 
     Returns:
-        Sorted pose indices.
+        Sorted pose indices (distinct).
     """
     collided = np.asarray(collided, bool)
     candidates: list[int] = []
@@ -90,7 +92,7 @@ def recovery_starts(collided, stuck: bool, max_starts: int, min_gap: int) -> lis
     if len(candidates) > max_starts:
         keep = np.unique(np.round(np.linspace(0, len(candidates) - 1, max_starts)).astype(int))
         candidates = [candidates[k] for k in keep]
-    return candidates
+    return sorted({max(c - lead, 0) for c in candidates})
 
 
 class CollisionLog(RolloutHook):
@@ -199,7 +201,8 @@ def recovery_episodes(data: Path, records: list[dict], args: argparse.Namespace)
                 goal = goals[record["episode_id"]]
                 rng = np.random.default_rng([args.seed, int(record["episode_id"])])
                 stuck = record["termination"] == "stuck"
-                for t in recovery_starts(record["collided"], stuck, args.max_starts, args.min_gap):
+                starts = recovery_starts(record["collided"], stuck, args.max_starts, args.min_gap, args.lead)
+                for t in starts:
                     found = _drive_from(sim, field, record, t, goal, rng)
                     if found is not None:
                         geodesic = float(sim.geodesic_distance(found[0].positions[0], goal))
@@ -282,6 +285,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, help="training episodes to roll out (default: all)")
     p.add_argument("--max-starts", type=int, default=3, help="recovery trajectories per episode (default 3)")
     p.add_argument("--min-gap", type=int, default=10, help="steps between two recovery states (default 10)")
+    p.add_argument(
+        "--lead", type=int, default=0,
+        help="steps before each collision to drive the expert from (default 0: the pose after it)",
+    )  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="episode choice, rollouts and labels (default 0)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
     return p
@@ -293,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.max_starts < 1 or args.min_gap < 1 or (args.episodes is not None and args.episodes < 1):
         raise SystemExit("error: --max-starts, --min-gap and --episodes must be at least 1")
+    if args.lead < 0:
+        raise SystemExit(f"error: --lead must be 0 or more, got {args.lead}")
     try:
         summary = make_recovery_store(args)
     except (FileExistsError, FileNotFoundError, ValueError) as err:
