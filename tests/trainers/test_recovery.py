@@ -138,3 +138,14 @@ def test_a_killed_run_resumes_to_the_same_store_and_an_existing_store_is_refused
         (tmp_path / "third.work").mkdir()
         (tmp_path / "third.work" / "args.json").write_text(json.dumps({"seed": 5}))
         make_recovery_store(_args(data, checkpoint, tmp_path / "third"))
+
+
+def test_a_round_on_a_recovery_store_is_the_next_round(data, checkpoint, made, tmp_path):
+    out, summary = made
+    second = make_recovery_store(
+        _args(data, checkpoint, tmp_path / "second", "--store", str(out), "--episodes", "2")
+    )
+    store = TrajectoryStore(tmp_path / "second", readonly=True)
+    assert summary["round"] == 1 and second["round"] == 2
+    assert second["base_episodes"] == 6 + summary["recovery_episodes"] and store.rounds()[0] == 0
+    assert [store.meta(i)["round"] for i in range(len(store))].count(2) == second["recovery_episodes"]

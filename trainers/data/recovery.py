@@ -20,10 +20,11 @@ is a whole expert trajectory from it:
    smooth, drive the waypoint controller from the state's heading:
    :func:`envs.datasets.trajectories.plan_and_drive`; critic labels from the scene's distance field:
    :func:`envs.datasets.critic.critic_labels`).
-4. **Aggregate**: ``OUT`` is a trajectory store holding the base store's episodes (round 0) and the recovery
-   trajectories (round 1; extras as the dataset's plus ``recovery_of`` and ``recovery_step``), written beside
-   ``OUT`` and renamed into place when complete, with ``recovery.json`` (arguments, counts, the rollouts'
-   metrics) and ``rollouts.jsonl``. Train on it with ``data.init_store=OUT``.
+4. **Aggregate**: ``OUT`` is a trajectory store holding the base store's episodes and the recovery
+   trajectories as the next round (1 after the dataset's store, whose episodes are round 0; 2 after a store
+   this module made, and so on; extras as the dataset's plus ``recovery_of`` and ``recovery_step``), written
+   beside ``OUT`` and renamed into place when complete, with ``recovery.json`` (arguments, counts, the
+   rollouts' metrics) and ``rollouts.jsonl``. Train on it with ``data.init_store=OUT``.
 
 Command line::
 
@@ -61,8 +62,6 @@ from envs.rollout import RolloutHook, rollout
 
 logger = logging.getLogger(__name__)
 
-#: Round of the recovery trajectories in the aggregated store (the base store's are round 0).
-RECOVERY_ROUND = 1
 #: Metres from the goal within which a state is not worth a recovery trajectory (the benchmark's arrival).
 NEAR_GOAL = 1.0
 
@@ -168,8 +167,10 @@ def _drive_from(sim, field, record: dict, t: int, goal: np.ndarray, rng: np.rand
     return drive, critic_labels(sim.grid, field, drive.positions, yaws, int(rng.integers(2**31)))
 
 
-def _episode(scene_id: str, record: dict, t: int, goal: np.ndarray, found, geodesic: float, slot: int):
-    """The round-1 store episode of the expert drive ``found`` = (drive, labels) from pose ``t``."""
+def _episode(
+    scene_id: str, record: dict, t: int, goal: np.ndarray, found, geodesic: float, slot: int, round: int
+):
+    """The store episode of the expert drive ``found`` = (drive, labels) from pose ``t``."""
     drive, labels = found
     n = len(drive.positions)
     extras = {
@@ -179,12 +180,13 @@ def _episode(scene_id: str, record: dict, t: int, goal: np.ndarray, found, geode
     }  # fmt: skip
     return Episode(
         f"{record['episode_id']}-{t}", scene_id, "", drive.positions, drive.rotations, np.full(n, -1),
-        np.full(n, -1), round=RECOVERY_ROUND, labels=labels, extras=extras,
+        np.full(n, -1), round=round, labels=labels, extras=extras,
     )  # fmt: skip
 
 
-def recovery_episodes(data: Path, records: list[dict], args: argparse.Namespace):
-    """Yield the round-1 store episodes of every rollout record (scene by scene, one simulator each)."""
+def recovery_episodes(data: Path, records: list[dict], args: argparse.Namespace, round: int):
+    """Yield the store episodes (of DAgger round ``round``) of every rollout record, scene by scene with one
+    simulator each."""
     info = json.loads((data / "info.json").read_text())
     spec = System1Spec(**{k: v for k, v in info["spec"].items() if k != "format_version"})
     split = load_episodes(data / "train", data / "scenes").episodes
@@ -206,7 +208,7 @@ def recovery_episodes(data: Path, records: list[dict], args: argparse.Namespace)
                     found = _drive_from(sim, field, record, t, goal, rng)
                     if found is not None:
                         geodesic = float(sim.geodesic_distance(found[0].positions[0], goal))
-                        yield _episode(scene_id, record, t, goal, found, geodesic, slot)
+                        yield _episode(scene_id, record, t, goal, found, geodesic, slot, round)
                         slot += 1
         finally:
             sim.close()
@@ -253,13 +255,14 @@ def make_recovery_store(args: argparse.Namespace) -> dict[str, Any]:
     )
     store = TrajectoryStore(staging)
     base, steps = len(store), 0
-    for episode in recovery_episodes(args.data, records, args):
+    round = 1 + max(store.rounds(), default=0)
+    for episode in recovery_episodes(args.data, records, args, round):
         store.append(episode)
         steps += episode.n_steps
     summary = {
         **record, "data_digest": json.loads((args.data / "info.json").read_text()).get("digest"),
-        "rollouts": len(records), "base_episodes": base, "recovery_episodes": len(store) - base,
-        "recovery_steps": steps,
+        "rollouts": len(records), "round": round, "base_episodes": base,
+        "recovery_episodes": len(store) - base, "recovery_steps": steps,
         "rollout_metrics": {k: float(np.mean([r["metrics"][k] for r in records])) for k in ("success", "spl")}
         | {"stuck": float(np.mean([r["termination"] == "stuck" for r in records])),
            "collision_share": float(np.mean([np.mean(r["collided"] or [0]) for r in records]))},
