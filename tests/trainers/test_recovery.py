@@ -149,3 +149,13 @@ def test_a_round_on_a_recovery_store_is_the_next_round(data, checkpoint, made, t
     assert summary["round"] == 1 and second["round"] == 2
     assert second["base_episodes"] == 6 + summary["recovery_episodes"] and store.rounds()[0] == 0
     assert [store.meta(i)["round"] for i in range(len(store))].count(2) == second["recovery_episodes"]
+
+
+def test_bad_inputs_fail_before_anything_is_written(data, checkpoint, tiny_dataset, tmp_path):
+    with pytest.raises(FileNotFoundError, match="info.json not found"):
+        make_recovery_store(_args(tmp_path / "none", checkpoint, tmp_path / "a"))
+    with pytest.raises(ValueError, match="is not a System-1 dataset's"):
+        make_recovery_store(_args(tiny_dataset, checkpoint, tmp_path / "b"))  # a VLN dataset
+    with pytest.raises(FileNotFoundError):
+        make_recovery_store(_args(data, tmp_path / "no-checkpoint", tmp_path / "c"))
+    assert not list(tmp_path.iterdir())

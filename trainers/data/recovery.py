@@ -184,11 +184,29 @@ def _episode(
     )  # fmt: skip
 
 
+def dataset_spec(data: Path) -> System1Spec:
+    """The :class:`System1Spec` recorded in ``data/info.json``.
+
+    Raises:
+        FileNotFoundError: no ``info.json`` (not a finished System-1 dataset).
+        ValueError: its ``spec`` is not a System-1 dataset's; the message names the file and the fields.
+    """
+    path = data / "info.json"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} not found: --data must be a System-1 dataset (envs.datasets.system1)"
+        )
+    spec = json.loads(path.read_text()).get("spec")
+    try:
+        return System1Spec(**{k: v for k, v in (spec or {}).items() if k != "format_version"})
+    except TypeError as err:
+        raise ValueError(f"{path}: 'spec' is not a System-1 dataset's ({err}); got {spec!r}") from None
+
+
 def recovery_episodes(data: Path, records: list[dict], args: argparse.Namespace, round: int):
     """Yield the store episodes (of DAgger round ``round``) of every rollout record, scene by scene with one
     simulator each."""
-    info = json.loads((data / "info.json").read_text())
-    spec = System1Spec(**{k: v for k, v in info["spec"].items() if k != "format_version"})
+    spec = dataset_spec(data)
     split = load_episodes(data / "train", data / "scenes").episodes
     goals = {e.episode_id: np.asarray(e.goals[0].position, np.float64) for e in split}
     by_scene: dict[str, list[dict]] = defaultdict(list)
@@ -232,11 +250,15 @@ def make_recovery_store(args: argparse.Namespace) -> dict[str, Any]:
 
     Raises:
         FileExistsError: ``args.out`` exists.
-        ValueError: the work folder holds a run of other arguments.
+        FileNotFoundError: no dataset, split or checkpoint where the arguments say (nothing is written).
+        ValueError: the work folder holds a run of other arguments, or ``--data`` is not a System-1 dataset.
     """
     out = Path(args.out)
     if out.exists():
         raise FileExistsError(f"{out} exists; give another --out or delete it")
+    dataset_spec(args.data)  # bad inputs fail before anything is written
+    episode_ids = choose_episodes(args.data, args.episodes, args.seed)
+    find_agent_dir(Path(args.checkpoint))
     work = out.with_name(out.name + ".work")
     work.mkdir(parents=True, exist_ok=True)
     record = arguments_record(args)
@@ -245,7 +267,6 @@ def make_recovery_store(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError(f"{work} holds a run with other arguments ({saved}); delete it or use another --out")
     atomic_write(saved, json.dumps(record, indent=1).encode())
     log = work / "rollouts.jsonl"
-    episode_ids = choose_episodes(args.data, args.episodes, args.seed)
     roll_out(Path(args.checkpoint), args.data, episode_ids, log, args.seed, args.progress)
     records = [r for r in _read_lines(log) if r["episode_id"] in set(episode_ids)]
     staging = work / "store"
