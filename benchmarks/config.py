@@ -196,10 +196,16 @@ def _entry(source: str, cfg: DictConfig, checkpoint_overrides: dict[str, Any]) -
     agent = load_agent(agent_dir, device=cfg.device, overrides=overrides)
     if overrides:
         logger.info("%s: saved config with %s", agent_dir, overrides)
-    checkpoint = agent_dir.parent if agent_dir.name == "agent" else agent_dir
-    run_dir = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else None
+    checkpoint, run_dir = checkpoint_of(agent_dir)
     label = agent.name if run_dir is None else f"{agent.name}-{run_dir.name}-{checkpoint.name}"
     return AgentEntry(label, agent, checkpoint, run_dir, training_camera(checkpoint, run_dir))
+
+
+def checkpoint_of(agent_dir: Path) -> tuple[Path, Path | None]:
+    """``(checkpoint, run folder)`` of an agent folder: its checkpoint (the folder itself when it is not a
+    checkpoint's ``agent/``) and the run holding it (None outside ``<run>/checkpoints/``)."""
+    checkpoint = agent_dir.parent if agent_dir.name == "agent" else agent_dir
+    return checkpoint, checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else None
 
 
 def agent_name(agent_dir: Path) -> str | None:

@@ -50,7 +50,7 @@ from tqdm import tqdm
 
 from agents import load_agent
 from benchmarks.base import BENCHMARKS, TerminationHook
-from benchmarks.config import find_agent_dir, training_camera
+from benchmarks.config import checkpoint_of, find_agent_dir, training_camera
 from envs.datasets.critic import critic_labels, obstacle_distance_field
 from envs.datasets.r2r import load_episodes
 from envs.datasets.store import Episode, TrajectoryStore
@@ -121,10 +121,11 @@ def _append_line(path: Path, record: dict[str, Any]) -> None:
 
 
 def roll_out(
-    checkpoint: Path, data: Path, episode_ids: list[str], log: Path, seed: int, progress: bool
+    agent_dir: Path, data: Path, episode_ids: list[str], log: Path, seed: int, progress: bool
 ) -> None:
-    """Run the checkpoint on ``episode_ids`` of ``data``'s train split (System-1 point-goal protocol),
-    appending one record per episode to ``log``; episodes already there are skipped."""
+    """Run the agent of ``agent_dir`` (:func:`benchmarks.config.find_agent_dir`) on ``episode_ids`` of
+    ``data``'s train split (System-1 point-goal protocol), appending one record per episode to ``log``;
+    episodes already there are skipped."""
     done = {r["episode_id"] for r in _read_lines(log)}
     if log.is_file():  # drop a line cut off by a kill before appending after it
         with open(log, "rb+") as f:
@@ -132,13 +133,10 @@ def roll_out(
     todo = [e for e in episode_ids if e not in done]
     if not todo:
         return
-    agent_dir = find_agent_dir(checkpoint)
     agent = load_agent(agent_dir)
-    ckpt = agent_dir.parent if agent_dir.name == "agent" else agent_dir
-    run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else None
     bench = BENCHMARKS.get("system1_pointnav").build(data, split="train", episode_ids=todo, seed=seed)
     try:
-        env = bench.env_for(agent, training_camera(ckpt, run_dir))
+        env = bench.env_for(agent, training_camera(*checkpoint_of(agent_dir)))
         for episode_id in tqdm(todo, desc="recovery rollouts", unit="episode", disable=not progress):
             torch.manual_seed(seed)
             ends, collisions = TerminationHook(), CollisionLog()
@@ -184,8 +182,8 @@ def _episode(
     )  # fmt: skip
 
 
-def dataset_spec(data: Path) -> System1Spec:
-    """The :class:`System1Spec` recorded in ``data/info.json``.
+def dataset_info(data: Path) -> tuple[System1Spec, str | None]:
+    """The :class:`System1Spec` and the digest recorded in ``data/info.json``.
 
     Raises:
         FileNotFoundError: no ``info.json`` (not a finished System-1 dataset).
@@ -196,19 +194,20 @@ def dataset_spec(data: Path) -> System1Spec:
         raise FileNotFoundError(
             f"{path} not found: --data must be a System-1 dataset (envs.datasets.system1)"
         )
-    spec = json.loads(path.read_text()).get("spec")
+    info = json.loads(path.read_text())
+    spec = info.get("spec")
     try:
-        return System1Spec(**{k: v for k, v in (spec or {}).items() if k != "format_version"})
+        fields = System1Spec(**{k: v for k, v in (spec or {}).items() if k != "format_version"})
     except TypeError as err:
         raise ValueError(f"{path}: 'spec' is not a System-1 dataset's ({err}); got {spec!r}") from None
+    return fields, info.get("digest")
 
 
-def recovery_episodes(data: Path, records: list[dict], args: argparse.Namespace, round: int):
+def recovery_episodes(
+    data: Path, spec: System1Spec, goals: dict[str, np.ndarray], records: list[dict], args, round: int
+):
     """Yield the store episodes (of DAgger round ``round``) of every rollout record, scene by scene with one
-    simulator each."""
-    spec = dataset_spec(data)
-    split = load_episodes(data / "train", data / "scenes").episodes
-    goals = {e.episode_id: np.asarray(e.goals[0].position, np.float64) for e in split}
+    simulator each; ``goals`` maps the train split's episode ids to their goals."""
     by_scene: dict[str, list[dict]] = defaultdict(list)
     for record in records:
         by_scene[record["scene_id"]].append(record)
@@ -232,9 +231,8 @@ def recovery_episodes(data: Path, records: list[dict], args: argparse.Namespace,
             sim.close()
 
 
-def choose_episodes(data: Path, n: int | None, seed: int) -> list[str]:
-    """``n`` episode ids of the train split drawn without replacement by ``seed`` (all when None), sorted."""
-    ids = [e.episode_id for e in load_episodes(data / "train", data / "scenes").episodes]
+def choose_episodes(ids: list[str], n: int | None, seed: int) -> list[str]:
+    """``n`` of the episode ``ids`` drawn without replacement by ``seed`` (all when None), sorted."""
     if n is None or n >= len(ids):
         return sorted(ids, key=int)
     return sorted(np.random.default_rng(seed).choice(ids, size=n, replace=False).tolist(), key=int)
@@ -256,9 +254,11 @@ def make_recovery_store(args: argparse.Namespace) -> dict[str, Any]:
     out = Path(args.out)
     if out.exists():
         raise FileExistsError(f"{out} exists; give another --out or delete it")
-    dataset_spec(args.data)  # bad inputs fail before anything is written
-    episode_ids = choose_episodes(args.data, args.episodes, args.seed)
-    find_agent_dir(Path(args.checkpoint))
+    spec, digest = dataset_info(args.data)  # bad inputs fail before anything is written
+    split = load_episodes(args.data / "train", args.data / "scenes").episodes
+    goals = {e.episode_id: np.asarray(e.goals[0].position, np.float64) for e in split}
+    episode_ids = choose_episodes(list(goals), args.episodes, args.seed)
+    agent_dir = find_agent_dir(Path(args.checkpoint))
     work = out.with_name(out.name + ".work")
     work.mkdir(parents=True, exist_ok=True)
     record = arguments_record(args)
@@ -267,7 +267,7 @@ def make_recovery_store(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError(f"{work} holds a run with other arguments ({saved}); delete it or use another --out")
     atomic_write(saved, json.dumps(record, indent=1).encode())
     log = work / "rollouts.jsonl"
-    roll_out(Path(args.checkpoint), args.data, episode_ids, log, args.seed, args.progress)
+    roll_out(agent_dir, args.data, episode_ids, log, args.seed, args.progress)
     records = [r for r in _read_lines(log) if r["episode_id"] in set(episode_ids)]
     staging = work / "store"
     shutil.rmtree(staging, ignore_errors=True)  # a store half-made by a killed run is made again
@@ -277,11 +277,11 @@ def make_recovery_store(args: argparse.Namespace) -> dict[str, Any]:
     store = TrajectoryStore(staging)
     base, steps = len(store), 0
     round = 1 + max(store.rounds(), default=0)
-    for episode in recovery_episodes(args.data, records, args, round):
+    for episode in recovery_episodes(args.data, spec, goals, records, args, round):
         store.append(episode)
         steps += episode.n_steps
     summary = {
-        **record, "data_digest": json.loads((args.data / "info.json").read_text()).get("digest"),
+        **record, "data_digest": digest,
         "rollouts": len(records), "round": round, "base_episodes": base,
         "recovery_episodes": len(store) - base, "recovery_steps": steps,
         "rollout_metrics": {k: float(np.mean([r["metrics"][k] for r in records])) for k in ("success", "spl")}
